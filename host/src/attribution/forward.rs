@@ -1,0 +1,195 @@
+//! Batched forwards over many (input point, step) rows: the work every host request shares.
+//!
+//! A row is one input point evaluated at one attribution step. All rows of a sequence have the
+//! full length: a causal decoder's logits at position `p - 1` only see positions `< p`, so one
+//! batched forward serves every step (each row reads its own position with
+//! [`LogitPositions::PerRow`]) instead of re-running every prefix as Inseq does.
+
+use std::cell::RefCell;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rinseq_sdk::abi_stable::std_types::ROption;
+use rinseq_sdk::{ErrorCode, PluginError, StepFunctionBox, StepInput, TensorView};
+
+use super::host_model::host_err;
+use crate::models::{ForwardInput, LogitPositions, Model, SideInput, Taps};
+
+/// What one chunk of rows needs: per-row `(len, hidden)` embeddings and the scored positions.
+pub struct Rows<'a> {
+    /// Source embeddings per row (encoder-decoder only).
+    pub source: Option<Vec<&'a Tensor>>,
+    /// Target embeddings per row.
+    pub target: Vec<&'a Tensor>,
+    /// The target position each row scores.
+    pub positions: Vec<usize>,
+    /// The target id each row scores.
+    pub target_ids: Vec<u32>,
+}
+
+/// What the backward pass differentiates with respect to.
+pub enum GradMode<'a> {
+    /// Scores only.
+    None,
+    /// The input embeddings of both sides.
+    Embeddings,
+    /// The activation at this tap, replaced by these per-row values `(rows, len, hidden)`.
+    Layer {
+        /// HF module path of the tap.
+        name: &'a str,
+        /// The activation each row runs with.
+        values: Tensor,
+    },
+}
+
+/// Scores (and gradients) of one chunk of rows.
+pub struct RowResult {
+    /// One score per row.
+    pub scores: Vec<f32>,
+    /// d score / d source embeddings, `(rows, src_len, hidden)`.
+    pub source_grad: Option<Tensor>,
+    /// d score / d target embeddings, `(rows, tgt_len, hidden)`.
+    pub target_grad: Option<Tensor>,
+    /// d score / d layer activation, `(rows, len, hidden)`.
+    pub layer_grad: Option<Tensor>,
+}
+
+fn stack(v: &[&Tensor]) -> Result<Tensor, PluginError> {
+    Tensor::stack(v, 0).map_err(host_err)
+}
+
+fn var(t: &Tensor) -> Result<Var, PluginError> {
+    Var::from_tensor(t).map_err(host_err)
+}
+
+fn side_input(e: Tensor, device: &Device) -> Result<SideInput, PluginError> {
+    let (rows, len) = (e.dim(0).map_err(host_err)?, e.dim(1).map_err(host_err)?);
+    Ok(SideInput {
+        mask: Tensor::ones((rows, len), DType::U8, device).map_err(host_err)?,
+        embeds: e,
+    })
+}
+
+/// Runs the attributed function over `rows`, differentiating per `mode`.
+pub fn run_rows(
+    model: &dyn Model,
+    target_fn: &StepFunctionBox,
+    rows: &Rows<'_>,
+    mode: GradMode<'_>,
+) -> Result<RowResult, PluginError> {
+    let n = rows.positions.len();
+    let device = rows.target[0].device().clone();
+    let tgt = stack(&rows.target)?;
+    let src = rows.source.as_ref().map(|s| stack(s)).transpose()?;
+    let embeds = matches!(mode, GradMode::Embeddings);
+    let tgt_var = embeds.then(|| var(&tgt)).transpose()?;
+    let src_var = match (&src, embeds) {
+        (Some(s), true) => Some(var(s)?),
+        _ => None,
+    };
+    let tgt_in = tgt_var.as_ref().map_or(tgt, |v| v.as_tensor().clone());
+    let src_in = match &src_var {
+        Some(v) => Some(v.as_tensor().clone()),
+        None => src,
+    };
+    let input = ForwardInput {
+        encoder: src_in.map(|e| side_input(e, &device)).transpose()?,
+        decoder: side_input(tgt_in, &device)?,
+        // Row r scores target[p] from the logits at position p - 1.
+        logits_at: LogitPositions::PerRow(rows.positions.iter().map(|p| p - 1).collect()),
+    };
+    let layer_var = match &mode {
+        GradMode::Layer { values, .. } => Some(var(values)?),
+        _ => None,
+    };
+    let hit = RefCell::new(None::<String>);
+    let hit_ref = &hit;
+    let mut taps = Taps::none();
+    if let (GradMode::Layer { name, .. }, Some(v)) = (&mode, &layer_var) {
+        let replacement = v.as_tensor().clone();
+        taps.hook(
+            *name,
+            Box::new(move |x: &Tensor| {
+                if x.dims() != replacement.dims() {
+                    *hit_ref.borrow_mut() =
+                        Some(format!("{:?} vs {:?}", x.dims(), replacement.dims()));
+                    return Ok(x.clone());
+                }
+                *hit_ref.borrow_mut() = Some(String::new());
+                Ok(replacement.clone())
+            }),
+        );
+    }
+    let logits = model
+        .forward(&input, &mut taps)
+        .map_err(host_err)?
+        .logits
+        .squeeze(1)
+        .map_err(host_err)?;
+    drop(taps);
+    if let GradMode::Layer { name, .. } = &mode {
+        match hit.into_inner() {
+            None => return Err(host_err(format!("the model has no tap named '{name}'"))),
+            Some(msg) if !msg.is_empty() => {
+                return Err(host_err(format!(
+                    "activation shapes differ at '{name}': {msg}"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let values: Vec<f32> = logits
+        .to_dtype(DType::F32)
+        .and_then(|l| l.flatten_all())
+        .and_then(|l| l.to_vec1())
+        .map_err(host_err)?;
+    let vocab = values.len() / n;
+    let shape = [n, vocab];
+    let want_grad = !matches!(mode, GradMode::None);
+    let out = target_fn
+        .compute(StepInput {
+            logits: TensorView::new(&shape, &values)?,
+            target_ids: rows.target_ids.as_slice().into(),
+            contrast_logits: ROption::RNone,
+            contrast_target_ids: [].as_slice().into(),
+            dropout_logits: [].as_slice().into(),
+            want_grad,
+        })
+        .into_result()?;
+    let mut result = RowResult {
+        scores: out.scores.to_vec(),
+        source_grad: None,
+        target_grad: None,
+        layer_grad: None,
+    };
+    if !want_grad {
+        return Ok(result);
+    }
+    let g = out.grad_logits.into_option().ok_or_else(|| {
+        PluginError::new(
+            ErrorCode::UNSUPPORTED,
+            "the attributed function returned no gradient: it cannot be an attribution target",
+        )
+    })?;
+    let g = Tensor::from_slice(&g.data, (n, vocab), &device)
+        .and_then(|g| g.to_dtype(logits.dtype()))
+        .map_err(host_err)?;
+    // d(Σ_r <g_r, z_r>) / d inputs = Σ_r d score_r / d inputs, and row r only depends on its
+    // own inputs, so one backward gives every row's gradient.
+    let grads = (logits * g)
+        .and_then(|l| l.sum_all())
+        .and_then(|l| l.backward())
+        .map_err(host_err)?;
+    let take = |v: &Option<Var>| -> Result<Option<Tensor>, PluginError> {
+        v.as_ref()
+            .map(|v| {
+                grads.get(v.as_tensor()).cloned().ok_or_else(|| {
+                    host_err("the gradient did not reach the attributed inputs (graph cut)")
+                })
+            })
+            .transpose()
+    };
+    result.target_grad = take(&tgt_var)?;
+    result.source_grad = take(&src_var)?;
+    result.layer_grad = take(&layer_var)?;
+    Ok(result)
+}

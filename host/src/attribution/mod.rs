@@ -1,0 +1,288 @@
+//! The attribution loop: encode the inputs, generate (or force) the targets, let the method
+//! attribute every step of every sequence through the host callbacks, record step scores.
+//!
+//! The path of one attribution: `cli::attribute` parses the flags → [`attribute`] encodes and
+//! generates → a plugin method's `attribute` is called once per batch with a [`ModelHost`]
+//! (the SDK boundary), which answers its gradient / score / internals requests with batched
+//! forwards ([`forward`]) that call the attributed step-function plugin for the target and its
+//! gradient → step scores are recorded → the caller turns the result into Inseq's output model.
+
+pub mod forward;
+pub mod host_model;
+pub mod result;
+pub mod sequence;
+pub mod step_scores;
+
+use std::time::Instant;
+
+use rinseq_sdk::{
+    AttributionMethodBox, AttributionRequest, SequenceScores, StepFunctionBox, Token,
+};
+use thiserror::Error;
+
+pub use host_model::ModelHost;
+pub use sequence::{baseline_ids, EncodedSequence};
+
+use crate::generation::{generate, GenerationError, GenerationInput, GenerationParams};
+use crate::models::load::LoadedModel;
+use crate::models::{ModelError, ModelKind};
+
+/// What can go wrong in the attribution loop (one line each).
+#[derive(Debug, Error)]
+pub enum AttributionError {
+    /// Bad user input (texts, positions...).
+    #[error("{0}")]
+    BadInput(String),
+    /// Tokenization or model failure.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Generation failure.
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
+    /// A plugin failed.
+    #[error("{0}")]
+    Plugin(#[from] rinseq_sdk::PluginError),
+}
+
+/// Options of one attribution run (Inseq's `model.attribute(...)` arguments).
+#[derive(Debug, Clone, Default)]
+pub struct AttributeOptions {
+    /// Forced targets (`generated_texts`); generation when empty.
+    pub generated_texts: Vec<String>,
+    /// Attribute the target prefix too (encoder-decoder; always on for decoder-only).
+    pub attribute_target: bool,
+    /// First attributed target position (negative: from the end).
+    pub attr_pos_start: Option<i64>,
+    /// One past the last attributed target position (negative: from the end).
+    pub attr_pos_end: Option<i64>,
+    /// Keep EOS in baselines as UNK too.
+    pub include_eos_baseline: bool,
+    /// Sequences per method call (all at once when `None`).
+    pub batch_size: Option<usize>,
+}
+
+/// A method's result for one sequence, with its recorded step scores.
+#[derive(Debug, Clone)]
+pub struct AttributedSequence {
+    /// The encoded sequence.
+    pub sequence: EncodedSequence,
+    /// The method's scores.
+    pub scores: SequenceScores,
+    /// Recorded step scores by name, one value per attributed step.
+    pub step_scores: Vec<(String, Vec<f32>)>,
+}
+
+/// The loop's result.
+#[derive(Debug, Clone)]
+pub struct AttributionRun {
+    /// One entry per input text.
+    pub sequences: Vec<AttributedSequence>,
+    /// Seconds spent in the attribution loop (Inseq's `exec_time`).
+    pub exec_time: f64,
+}
+
+/// Encodes `inputs` and produces their targets (forced or generated).
+pub fn encode_batch(
+    loaded: &LoadedModel,
+    inputs: &[String],
+    opts: &AttributeOptions,
+    generation: &GenerationParams,
+) -> Result<Vec<EncodedSequence>, AttributionError> {
+    if inputs.is_empty() {
+        return Err(AttributionError::BadInput(
+            "no input texts given (-i TEXT)".into(),
+        ));
+    }
+    if !opts.generated_texts.is_empty() && opts.generated_texts.len() != inputs.len() {
+        return Err(AttributionError::BadInput(format!(
+            "{} input texts but {} generated texts: give one generated text per input",
+            inputs.len(),
+            opts.generated_texts.len()
+        )));
+    }
+    let tok = &loaded.tokenizer;
+    let target_tok = loaded.target_tokenizer.as_ref().unwrap_or(tok);
+    let spec = &loaded.spec;
+    let special = &tok.special;
+    let unk = special.unk.or(special.pad).unwrap_or(0);
+    let encoded: Vec<Vec<u32>> = inputs
+        .iter()
+        .map(|t| tok.encode(t, true))
+        .collect::<Result<_, _>>()?;
+    let decoder_only = spec.kind == ModelKind::DecoderOnly;
+    let targets: Vec<Vec<u32>> = if !opts.generated_texts.is_empty() {
+        let mut out = Vec::new();
+        for (i, g) in opts.generated_texts.iter().enumerate() {
+            if decoder_only {
+                let ids = tok.encode(g, true)?;
+                if !ids.starts_with(&encoded[i]) {
+                    return Err(AttributionError::BadInput(format!(
+                        "generated text {i} must start with its input text (decoder-only models continue the prompt)"
+                    )));
+                }
+                out.push(ids);
+            } else {
+                let start = spec.decoder_start_token_id.ok_or_else(|| {
+                    AttributionError::BadInput("the model has no decoder_start_token_id".into())
+                })?;
+                let mut ids = vec![start];
+                ids.extend(target_tok.encode(g, true)?);
+                out.push(ids);
+            }
+        }
+        out
+    } else {
+        // As Inseq does, the generation is decoded to text (special tokens skipped) and the
+        // text re-encoded as a forced target, so ids can differ from the generated ones.
+        let texts = generated_texts(loaded, &encoded, generation)?;
+        let forced = AttributeOptions {
+            generated_texts: texts,
+            ..opts.clone()
+        };
+        return encode_batch(loaded, inputs, &forced, generation);
+    };
+    let mut seqs = Vec::new();
+    for (src, tgt) in encoded.into_iter().zip(targets) {
+        let default_start = if decoder_only { src.len() } else { 1 };
+        let steps = positions(tgt.len(), default_start, opts)?;
+        let tokens = |t: &crate::models::tokenizer::TextTokenizer, ids: &[u32]| -> Vec<Token> {
+            t.tokens(ids)
+                .into_iter()
+                .zip(ids)
+                .map(|(s, &i)| Token::new(s, i as i64))
+                .collect()
+        };
+        let (source_ids, source_tokens) = if decoder_only {
+            (Vec::new(), Vec::new())
+        } else {
+            (src.clone(), tokens(tok, &src))
+        };
+        seqs.push(EncodedSequence {
+            source_baseline: baseline_ids(
+                &source_ids,
+                unk,
+                &special.eos,
+                opts.include_eos_baseline,
+            ),
+            target_baseline: baseline_ids(&tgt, unk, &special.eos, opts.include_eos_baseline),
+            source_tokens,
+            target_tokens: tokens(target_tok, &tgt),
+            source_ids,
+            target_ids: tgt,
+            steps,
+        });
+    }
+    Ok(seqs)
+}
+
+/// Generates continuations and returns Inseq's `generated_texts`: decoder-only texts include
+/// the prompt.
+fn generated_texts(
+    loaded: &LoadedModel,
+    encoded: &[Vec<u32>],
+    generation: &GenerationParams,
+) -> Result<Vec<String>, AttributionError> {
+    let model = loaded.model.as_ref();
+    let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
+    let input = if decoder_only {
+        GenerationInput::decoder_only(encoded.to_vec())
+    } else {
+        GenerationInput::encoder_decoder(encoded.to_vec())
+    };
+    let new = generate(model, &input, generation)?;
+    let tok = loaded
+        .target_tokenizer
+        .as_ref()
+        .unwrap_or(&loaded.tokenizer);
+    encoded
+        .iter()
+        .zip(new)
+        .map(|(p, n)| {
+            let ids = if decoder_only {
+                [p.clone(), n].concat()
+            } else {
+                n
+            };
+            Ok(tok.decode(&ids, true)?)
+        })
+        .collect()
+}
+
+/// Attributed positions `[start, end)` of a target of `len` tokens (negative values count from
+/// the end, as in Inseq).
+pub fn positions(
+    len: usize,
+    default_start: usize,
+    opts: &AttributeOptions,
+) -> Result<Vec<usize>, AttributionError> {
+    let resolve = |v: i64| -> usize {
+        if v < 0 {
+            (len as i64 + v).max(0) as usize
+        } else {
+            (v as usize).min(len)
+        }
+    };
+    let start = opts
+        .attr_pos_start
+        .map(resolve)
+        .unwrap_or(default_start)
+        .max(default_start.min(1));
+    let start = start.max(if default_start > 1 { default_start } else { 1 });
+    let end = opts.attr_pos_end.map(resolve).unwrap_or(len);
+    if start >= end {
+        return Err(AttributionError::BadInput(format!(
+            "nothing to attribute: start position {start} is not before end position {end} (target of {len} tokens)"
+        )));
+    }
+    Ok((start..end).collect())
+}
+
+/// Runs `method` over `sequences` in batches, recording `step_scores` for every step.
+pub fn attribute(
+    loaded: &LoadedModel,
+    model_name: &str,
+    sequences: Vec<EncodedSequence>,
+    method: &AttributionMethodBox,
+    target_fn: &StepFunctionBox,
+    step_scores: &[(String, StepFunctionBox)],
+    opts: &AttributeOptions,
+) -> Result<AttributionRun, AttributionError> {
+    let start = Instant::now();
+    let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
+    let batch = opts.batch_size.unwrap_or(sequences.len()).max(1);
+    let mut out = Vec::with_capacity(sequences.len());
+    for chunk in sequences.chunks(batch) {
+        let host = ModelHost {
+            model: loaded.model.as_ref(),
+            name: model_name.to_string(),
+            sequences: chunk,
+            target_fn,
+            attribute_target: opts.attribute_target || decoder_only,
+            rows_per_forward: host_model::DEFAULT_ROWS_PER_FORWARD,
+        };
+        let request = AttributionRequest {
+            sequences: chunk.iter().map(EncodedSequence::to_sdk).collect(),
+            attribute_target: host.attribute_target,
+        };
+        let result = method.attribute(host.as_ref(), &request).into_result()?;
+        if result.sequences.len() != chunk.len() {
+            return Err(AttributionError::BadInput(format!(
+                "the method returned {} sequences for a batch of {}",
+                result.sequences.len(),
+                chunk.len()
+            )));
+        }
+        for (seq, scores) in chunk.iter().zip(result.sequences) {
+            let recorded = step_scores::record(loaded.model.as_ref(), seq, step_scores)?;
+            out.push(AttributedSequence {
+                sequence: seq.clone(),
+                scores,
+                step_scores: recorded,
+            });
+        }
+    }
+    Ok(AttributionRun {
+        sequences: out,
+        exec_time: start.elapsed().as_secs_f64(),
+    })
+}

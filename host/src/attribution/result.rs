@@ -1,0 +1,87 @@
+//! Turning the loop's result into Inseq's per-sequence view (tokens + tensors), as aggregators and
+//! the output file see it.
+
+use rinseq_sdk::abi_stable::std_types::ROption;
+use rinseq_sdk::{NamedTensor, SequenceAttribution, Tensor};
+
+use super::AttributedSequence;
+
+/// Inseq's sequence view of one attributed sequence. Decoder-only: `source` is the prompt
+/// (`target[..attr_pos_start]`) and only target attributions exist; the target axis stops at
+/// `attr_pos_end`, as in Inseq.
+pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttribution {
+    let seq = &a.sequence;
+    let start = seq.steps.first().copied().unwrap_or(0);
+    let end = seq.steps.last().map_or(start, |s| s + 1);
+    let mut scores = a.scores.clone();
+    if let ROption::RSome(t) = &scores.target {
+        scores.target = ROption::RSome(truncate_rows(t, end));
+    }
+    for (name, values) in &a.step_scores {
+        if let Ok(t) = Tensor::new(vec![values.len()], values.clone()) {
+            scores.step_scores.push(NamedTensor::new(name.clone(), t));
+        }
+    }
+    SequenceAttribution {
+        source: if decoder_only {
+            seq.target_tokens[..start].to_vec().into()
+        } else {
+            seq.source_tokens.clone().into()
+        },
+        target: seq.target_tokens.clone().into(),
+        attr_pos_start: start,
+        attr_pos_end: end,
+        scores,
+    }
+}
+
+/// The first `rows` rows of a `(len, ...)` tensor.
+fn truncate_rows(t: &Tensor, rows: usize) -> Tensor {
+    let len = t.shape.first().copied().unwrap_or(0);
+    if rows >= len {
+        return t.clone();
+    }
+    let per_row: usize = t.shape[1..].iter().product();
+    let mut shape = t.shape.to_vec();
+    shape[0] = rows;
+    Tensor {
+        shape: shape.into(),
+        data: t.data[..rows * per_row].to_vec().into(),
+    }
+}
+
+/// Inseq's output class for a method's output kind.
+pub fn sequence_class(kind: rinseq_sdk::OutputKind) -> crate::output::SequenceClass {
+    use crate::output::SequenceClass;
+    match kind {
+        rinseq_sdk::OutputKind::GRANULAR => SequenceClass::Granular,
+        rinseq_sdk::OutputKind::COARSE => SequenceClass::Coarse,
+        rinseq_sdk::OutputKind::MULTI_DIMENSIONAL => SequenceClass::MultiDimensional,
+        _ => SequenceClass::Base,
+    }
+}
+
+/// The whole run as Inseq's `FeatureAttributionOutput` (raw, not aggregated, as Inseq saves it).
+pub fn to_output(
+    run: &super::AttributionRun,
+    decoder_only: bool,
+    class: crate::output::SequenceClass,
+    mut info: serde_json::Map<String, serde_json::Value>,
+) -> crate::output::FeatureAttributionOutput {
+    use crate::output::FeatureAttributionSequenceOutput;
+    let sequences: Vec<FeatureAttributionSequenceOutput> = run
+        .sequences
+        .iter()
+        .map(|a| FeatureAttributionSequenceOutput::from_sdk(sequence_view(a, decoder_only), class))
+        .collect();
+    let start = sequences
+        .iter()
+        .map(|s| s.attr_pos_start)
+        .min()
+        .unwrap_or(0);
+    let end = sequences.iter().map(|s| s.attr_pos_end).max().unwrap_or(0);
+    info.insert("attr_pos_start".into(), start.into());
+    info.insert("attr_pos_end".into(), end.into());
+    info.insert("exec_time".into(), run.exec_time.into());
+    crate::output::FeatureAttributionOutput::new(sequences, info)
+}

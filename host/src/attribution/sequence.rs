@@ -1,0 +1,50 @@
+//! One encoded sequence of an attribution batch: ids, tokens, baselines and attributed steps.
+
+use rinseq_sdk::Token;
+
+/// An encoded sequence, ready to attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedSequence {
+    /// Encoder ids (encoder-decoder models); empty for decoder-only models.
+    pub source_ids: Vec<u32>,
+    /// Encoder tokens as displayed.
+    pub source_tokens: Vec<Token>,
+    /// Decoder ids: prompt + generation (decoder-only) or decoder start + generation.
+    pub target_ids: Vec<u32>,
+    /// Decoder tokens as displayed.
+    pub target_tokens: Vec<Token>,
+    /// Attributed target positions: at position `p` the model sees `target[..p]` and the
+    /// attributed function scores `target[p]`.
+    pub steps: Vec<usize>,
+    /// Baseline ids of the source (UNK; EOS kept unless `include_eos_baseline`).
+    pub source_baseline: Vec<u32>,
+    /// Baseline ids of the target.
+    pub target_baseline: Vec<u32>,
+}
+
+impl EncodedSequence {
+    /// The SDK view of this sequence.
+    pub fn to_sdk(&self) -> rinseq_sdk::SequenceInput {
+        rinseq_sdk::SequenceInput {
+            source: self.source_tokens.clone().into(),
+            target: self.target_tokens.clone().into(),
+            steps: self.steps.iter().map(|&s| s as u32).collect(),
+            source_baseline_ids: self.source_baseline.clone().into(),
+            target_baseline_ids: self.target_baseline.clone().into(),
+        }
+    }
+}
+
+/// Baseline ids for `ids`: `unk` everywhere except EOS positions, which keep EOS unless
+/// `include_eos_baseline` (Inseq's `HuggingfaceModel.encode(return_baseline=True)`).
+pub fn baseline_ids(ids: &[u32], unk: u32, eos: &[u32], include_eos_baseline: bool) -> Vec<u32> {
+    ids.iter()
+        .map(|id| {
+            if !include_eos_baseline && eos.contains(id) {
+                *id
+            } else {
+                unk
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,107 @@
+//! The `rinseq` command line: one file per subcommand.
+
+pub mod attribute;
+pub mod generate;
+pub mod heatmap;
+pub mod load;
+pub mod plugins;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::plugins::PluginSources;
+
+/// Explain what text-generation models do, token by token.
+#[derive(Debug, Parser)]
+#[command(name = "rinseq", version = version_line(), about, propagate_version = true)]
+pub struct Cli {
+    /// The plugin registry to read (default: $RINSEQ_REGISTRY, else ./registry.toml, else the
+    /// registry of the rinseq source tree this binary was built from).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub registry: Option<PathBuf>,
+    /// Load this plugin library too (repeatable).
+    #[arg(long = "plugin", global = true, value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attribute the generation of a model to its inputs, step by step.
+    Attribute(Box<attribute::AttributeArgs>),
+    /// Print a model's continuation of input texts.
+    Generate(generate::GenerateArgs),
+    /// List or describe the loaded plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+/// `rinseq X (rinseq-sdk Y)`.
+fn version_line() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (rinseq-sdk ",
+        env!("RINSEQ_SDK_VERSION"),
+        ")"
+    )
+}
+
+impl Cli {
+    /// Where plugins come from: flags, then environment, then defaults.
+    pub fn plugin_sources(&self) -> PluginSources {
+        PluginSources {
+            registry: self.registry.clone().or_else(default_registry),
+            search_path: std::env::var_os("RINSEQ_PLUGIN_PATH")
+                .map(|v| std::env::split_paths(&v).collect())
+                .unwrap_or_default(),
+            extra: self.plugins.clone(),
+        }
+    }
+}
+
+/// `$RINSEQ_REGISTRY`, else `./registry.toml`, else the source tree's registry, else none.
+fn default_registry() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RINSEQ_REGISTRY") {
+        return Some(PathBuf::from(p));
+    }
+    let local = PathBuf::from("registry.toml");
+    if local.is_file() {
+        return Some(local);
+    }
+    let built = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../registry.toml"));
+    built.is_file().then_some(built)
+}
+
+/// Runs the CLI and returns the process exit code. Errors print as one line on stderr; a panic
+/// is caught and reported rather than shown as a backtrace.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = std::panic::catch_unwind(|| run(&cli));
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            1
+        }
+        Err(payload) => {
+            eprintln!(
+                "error: internal error: {} (please report this)",
+                rinseq_sdk::author::panic_message(&*payload)
+            );
+            101
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match &cli.command {
+        Command::Attribute(args) => attribute::run(args, &cli.plugin_sources()),
+        Command::Generate(args) => generate::run(args),
+        Command::Plugins(cmd) => plugins::run(cmd, &cli.plugin_sources()),
+    }
+}

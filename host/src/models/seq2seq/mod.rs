@@ -1,0 +1,317 @@
+//! The BART family of encoder-decoder transformers: BART, mBART and Marian (opus-mt).
+//!
+//! The three HF implementations share one structure (Marian's modules are copied from BART); they
+//! differ in position embeddings, an embedding LayerNorm, pre/post-norm blocks and final
+//! LayerNorms, which [`Seq2SeqConfig`] captures. `bart.rs` and `marian.rs` read the HF configs and
+//! register the architectures; this module holds the differentiable forward ([`Seq2Seq`]) and the
+//! KV-cached decoder ([`decode`]).
+
+pub mod decode;
+pub mod layers;
+pub mod load;
+pub mod positions;
+
+use candle_core::{DType, Result, Tensor};
+
+use crate::models::causal::parse_config;
+use crate::models::ops::{self, ConstLinear};
+use crate::models::registry::BuildArgs;
+use crate::models::tokenizer::SpecialTokens;
+use crate::models::{
+    DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
+    ModelSpec, Side, Taps,
+};
+use layers::{DecoderLayer, EncoderLayer, LayerNorm};
+use positions::PositionEmbedding;
+
+/// The architecture choices that tell BART, mBART and Marian apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seq2SeqConfig {
+    /// Width of the model (`d_model`).
+    pub d_model: usize,
+    /// Encoder heads (`encoder_attention_heads`).
+    pub encoder_heads: usize,
+    /// Decoder heads (`decoder_attention_heads`).
+    pub decoder_heads: usize,
+    /// HF activation name (`activation_function`).
+    pub activation: String,
+    /// Multiply token embeddings by `sqrt(d_model)` (`scale_embedding`).
+    pub scale_embedding: bool,
+    /// Sinusoidal positions (Marian) instead of learned ones with an offset of 2 (BART, mBART).
+    pub sinusoidal_positions: bool,
+    /// Longest sequence (`max_position_embeddings`).
+    pub max_positions: usize,
+    /// A LayerNorm right after the embeddings (`layernorm_embedding`; BART, mBART).
+    pub layernorm_embedding: bool,
+    /// Pre-norm blocks (mBART) instead of post-norm (BART, Marian).
+    pub pre_norm: bool,
+    /// A final LayerNorm after each stack (`model.encoder.layer_norm`; mBART).
+    pub final_layer_norm: bool,
+    /// LayerNorm epsilon (1e-5 in all three).
+    pub layer_norm_eps: f64,
+}
+
+impl Seq2SeqConfig {
+    /// `sqrt(d_model)` when `scale_embedding`, else 1.
+    pub fn embed_scale(&self) -> f64 {
+        if self.scale_embedding {
+            (self.d_model as f64).sqrt()
+        } else {
+            1.0
+        }
+    }
+}
+
+/// One stack (encoder or decoder) without its layers.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// HF path of the stack (`model.encoder`, `model.decoder`).
+    pub path: String,
+    /// `(vocab, d)` token embeddings (before `embed_scale`).
+    pub embed_tokens: Tensor,
+    /// Position embeddings.
+    pub positions: PositionEmbedding,
+    /// `layernorm_embedding`, where the architecture has one.
+    pub layernorm_embedding: Option<LayerNorm>,
+    /// The final `layer_norm` (mBART).
+    pub layer_norm: Option<LayerNorm>,
+}
+
+impl Stack {
+    /// Adds positions `start..` to `embeds` and applies `layernorm_embedding`.
+    fn embed_positions(&self, embeds: &Tensor, start: usize, taps: &mut Taps) -> Result<Tensor> {
+        let t = embeds.dim(1)?;
+        let pos = self.positions.forward(start, t)?.to_dtype(embeds.dtype())?;
+        let pos = taps.apply(&format!("{}.embed_positions", self.path), pos)?;
+        let h = embeds.broadcast_add(&pos)?;
+        let h = match &self.layernorm_embedding {
+            Some(ln) => taps.apply(
+                &format!("{}.layernorm_embedding", self.path),
+                ln.forward(&h)?,
+            )?,
+            None => h,
+        };
+        taps.record_hidden(&format!("{}.embed_tokens", self.path), &h);
+        Ok(h)
+    }
+
+    /// Applies the final `layer_norm`, if any, and records the last hidden state (as HF does,
+    /// the output of the last layer is replaced by its normalised form where there is one).
+    fn finish(&self, h: Tensor, last_layer: Option<&str>, taps: &mut Taps) -> Result<Tensor> {
+        let (name, h) = match &self.layer_norm {
+            Some(ln) => {
+                let name = format!("{}.layer_norm", self.path);
+                let h = taps.apply(&name, ln.forward(&h)?)?;
+                (Some(name), h)
+            }
+            None => (last_layer.map(str::to_string), h),
+        };
+        if let Some(name) = name {
+            taps.record_hidden(&name, &h);
+        }
+        Ok(h)
+    }
+}
+
+/// A BART-family model (`BartForConditionalGeneration`, `MBartForConditionalGeneration`,
+/// `MarianMTModel`) built from composite, differentiable ops.
+#[derive(Debug, Clone)]
+pub struct Seq2Seq {
+    /// Architecture choices.
+    pub config: Seq2SeqConfig,
+    /// Static facts for the engine.
+    pub spec: ModelSpec,
+    /// Encoder embeddings and norms.
+    pub encoder: Stack,
+    /// Decoder embeddings and norms.
+    pub decoder: Stack,
+    /// Encoder layers.
+    pub encoder_layers: Vec<EncoderLayer>,
+    /// Decoder layers.
+    pub decoder_layers: Vec<DecoderLayer>,
+    /// Output projection (`lm_head`, usually tied to the embeddings; no bias).
+    pub lm_head: ConstLinear,
+    /// `(vocab,)` `final_logits_bias`, added after the `lm_head` tap (as HF does).
+    pub final_logits_bias: Option<Tensor>,
+}
+
+impl Seq2Seq {
+    /// Runs the encoder on embeddings `(b, s, d)` with mask `(b, s)`.
+    pub fn encode(&self, embeds: &Tensor, mask: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+        let mut h = self.encoder.embed_positions(embeds, 0, taps)?;
+        let bias = ops::attention_bias(mask, 1, 0, false, h.dtype())?;
+        let n = self.encoder_layers.len();
+        for (i, layer) in self.encoder_layers.iter().enumerate() {
+            h = layer.forward(&h, &bias, taps)?;
+            if i + 1 < n {
+                taps.record_hidden(&layer.names.layer, &h);
+            }
+        }
+        let last = self.encoder_layers.last().map(|l| l.names.layer.as_str());
+        self.encoder.finish(h, last, taps)
+    }
+
+    /// Projects the encoder output to the keys/values of every cross-attention module.
+    pub fn cross_kv(&self, enc: &Tensor, taps: &mut Taps) -> Result<Vec<(Tensor, Tensor)>> {
+        self.decoder_layers
+            .iter()
+            .map(|l| l.cross_attn.kv(enc, &l.names.cross_attn, taps))
+            .collect()
+    }
+
+    /// Runs the decoder on embeddings `(b, t, d)` whose first position is `start`; `caches`
+    /// (one per layer) hold the self-attention keys/values of positions `..start`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        &self,
+        embeds: &Tensor,
+        start: usize,
+        self_bias: &Tensor,
+        cross_kv: &[(Tensor, Tensor)],
+        cross_bias: &Tensor,
+        mut caches: Option<&mut [Option<(Tensor, Tensor)>]>,
+        taps: &mut Taps,
+    ) -> Result<Tensor> {
+        let mut h = self.decoder.embed_positions(embeds, start, taps)?;
+        let n = self.decoder_layers.len();
+        for (i, layer) in self.decoder_layers.iter().enumerate() {
+            let cache = caches.as_deref_mut().and_then(|c| c.get_mut(i));
+            h = layer.forward(&h, self_bias, &cross_kv[i], cross_bias, cache, taps)?;
+            if i + 1 < n {
+                taps.record_hidden(&layer.names.layer, &h);
+            }
+        }
+        let last = self.decoder_layers.last().map(|l| l.names.layer.as_str());
+        self.decoder.finish(h, last, taps)
+    }
+
+    /// Logits `(b, n, vocab)` of the decoder output `(b, n, d)`.
+    pub fn logits(&self, h: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+        let logits = taps.apply("lm_head", self.lm_head.forward(h)?)?;
+        match &self.final_logits_bias {
+            Some(b) => logits.broadcast_add(b),
+            None => Ok(logits),
+        }
+    }
+
+    fn stack(&self, side: Side) -> &Stack {
+        match side {
+            Side::Encoder => &self.encoder,
+            Side::Decoder => &self.decoder,
+        }
+    }
+}
+
+/// Picks the positions of `h` `(b, t, d)` that produce logits.
+pub fn select_positions(h: &Tensor, at: &LogitPositions) -> Result<Tensor> {
+    at.select(h)
+}
+
+impl Model for Seq2Seq {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
+        let table = &self.stack(side).embed_tokens;
+        let (b, t) = ids.dims2()?;
+        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
+        let e = table.index_select(&flat, 0)?.reshape((b, t, ()))?;
+        let scale = self.config.embed_scale();
+        if scale == 1.0 {
+            Ok(e)
+        } else {
+            e * scale
+        }
+    }
+
+    fn forward(&self, input: &ForwardInput, taps: &mut Taps) -> Result<ForwardOutput> {
+        let Some(enc) = &input.encoder else {
+            candle_core::bail!(
+                "{}: an encoder-decoder model needs an encoder input",
+                self.spec.model_type
+            );
+        };
+        let dec = &input.decoder;
+        let dtype = dec.embeds.dtype();
+        let enc_out = self.encode(&enc.embeds, &enc.mask, taps)?;
+        let cross_kv = self.cross_kv(&enc_out, taps)?;
+        let cross_bias = ops::attention_bias(&enc.mask, 1, 0, false, dtype)?;
+        let t = dec.embeds.dim(1)?;
+        let self_bias = ops::attention_bias(&dec.mask, t, 0, true, dtype)?;
+        let h = self.decode(
+            &dec.embeds,
+            0,
+            &self_bias,
+            &cross_kv,
+            &cross_bias,
+            None,
+            taps,
+        )?;
+        let h = select_positions(&h, &input.logits_at)?;
+        Ok(ForwardOutput {
+            logits: self.logits(&h, taps)?,
+        })
+    }
+
+    fn tap_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (stack, layers) in [
+            (
+                &self.encoder,
+                self.encoder_layers
+                    .iter()
+                    .map(|l| (&l.names, false))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                &self.decoder,
+                self.decoder_layers
+                    .iter()
+                    .map(|l| (&l.names, true))
+                    .collect(),
+            ),
+        ] {
+            names.push(format!("{}.embed_positions", stack.path));
+            if stack.layernorm_embedding.is_some() {
+                names.push(format!("{}.layernorm_embedding", stack.path));
+            }
+            for (n, cross) in layers {
+                names.extend(n.all(cross));
+            }
+            if stack.layer_norm.is_some() {
+                names.push(format!("{}.layer_norm", stack.path));
+            }
+        }
+        names.push("lm_head".to_string());
+        names
+    }
+
+    fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
+        Ok(Box::new(decode::Seq2SeqDecoding::new(self, start)?))
+    }
+}
+
+/// Overrides the config's special ids with those gathered from every config file (the
+/// registry merges `config.json`, `generation_config.json` and `tokenizer_config.json`).
+pub fn merge_special(mut spec: ModelSpec, special: &SpecialTokens) -> ModelSpec {
+    spec.bos_token_id = special.bos.or(spec.bos_token_id);
+    if !special.eos.is_empty() {
+        spec.eos_token_ids = special.eos.clone();
+    }
+    spec.pad_token_id = special.pad.or(spec.pad_token_id);
+    spec.decoder_start_token_id = special.decoder_start.or(spec.decoder_start_token_id);
+    spec
+}
+
+/// Registry entry point shared by `marian`, `bart` and `mbart`: parses the config with `C`
+/// and builds the model.
+pub fn build_from<C: serde::de::DeserializeOwned>(
+    args: &BuildArgs<'_>,
+    parts: impl Fn(&C) -> (Seq2SeqConfig, ModelSpec),
+) -> std::result::Result<Box<dyn Model>, ModelError> {
+    let cfg: C = parse_config(args.model_type, args.config)?;
+    let (arch, spec) = parts(&cfg);
+    let spec = merge_special(spec, args.special);
+    Ok(Box::new(load::build(arch, spec, args.weights)?))
+}

@@ -1,0 +1,12 @@
+//! The plugin registry: finds plugin libraries (`registry.toml`, `RINSEQ_PLUGIN_PATH`,
+//! `--plugin`), loads them across the ABI-stable boundary and instantiates plugins by name.
+
+pub mod error;
+pub mod library;
+pub mod registry;
+pub mod registry_file;
+
+pub use error::PluginLoadError;
+pub use library::{load_library, LoadedLibrary};
+pub use registry::{PluginKind, PluginRegistry, PluginSources, RegisteredPlugin};
+pub use registry_file::RegistryFile;

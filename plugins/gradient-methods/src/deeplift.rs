@@ -1,0 +1,134 @@
+//! `deeplift`: Captum `DeepLift` (rescale rule) against the UNK baseline:
+//! `(x − x′) ⊙ m`, where `m` are the DeepLIFT multipliers of the attributed function.
+//!
+//! The multipliers come from the host: a [`GradientRule::DEEPLIFT_RESCALE`] request whose first
+//! point is the baseline and whose second point is the actual input; the plugin reads the
+//! multipliers at the second point and the scores of both points for the convergence delta.
+//! **Host support for this rule is required** (the rinseq host does not implement it yet).
+
+use rinseq_sdk::prelude::*;
+use serde::Deserialize;
+
+use crate::common::{
+    accumulate, convergence_deltas, finish_sequence, for_each_point, point_scores, Accum,
+    AttributedSides, Endpoints, Progress,
+};
+use crate::integrated_gradients::input_baseline_point;
+
+/// Parameters of `deeplift`.
+#[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeepLiftParams {
+    /// Add the step score `deltas`: Σ attributions − (f(x) − f(x′)) per step.
+    pub return_convergence_delta: bool,
+    /// Multiply the multipliers by `x − x′` (Captum's default); `false` returns the multipliers.
+    pub multiply_by_inputs: bool,
+}
+
+impl Default for DeepLiftParams {
+    fn default() -> Self {
+        Self {
+            return_convergence_delta: false,
+            multiply_by_inputs: true,
+        }
+    }
+}
+
+/// DeepLIFT (rescale rule) from the baseline to the input embeddings.
+pub struct DeepLift(DeepLiftParams);
+
+impl PluginInfo for DeepLift {
+    const NAME: &'static str = "deeplift";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "DeepLIFT rescale-rule multipliers times (input - baseline) (Captum DeepLift; needs host rule support).";
+    type Params = DeepLiftParams;
+    fn capabilities() -> Capabilities {
+        Capabilities::method(
+            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+            OutputKind::GRANULAR,
+            "vnorm",
+        )
+    }
+}
+
+impl AttributionPlugin for DeepLift {
+    fn new(p: DeepLiftParams) -> Result<Self, PluginError> {
+        Ok(Self(p))
+    }
+
+    fn attribute(
+        &self,
+        host: &Host<'_>,
+        request: &AttributionRequest,
+    ) -> Result<AttributionOutput, PluginError> {
+        let sides = AttributedSides::of(host, request);
+        run_deeplift(host, request, &Wrt::InputEmbeddings, sides, &self.0)
+    }
+}
+
+/// DeepLIFT at `wrt` (input embeddings or a layer) for every sequence. For a layer, the baseline
+/// point carries the layer's activation at the baseline input, and deltas compare the model at
+/// the actual and baseline *inputs* (Captum `LayerDeepLift`).
+pub fn run_deeplift(
+    host: &Host<'_>,
+    request: &AttributionRequest,
+    wrt: &Wrt,
+    sides: AttributedSides,
+    p: &DeepLiftParams,
+) -> Result<AttributionOutput, PluginError> {
+    let mut progress = Progress::new(request.sequences.len() as u64);
+    let mut out = AttributionOutput::default();
+    for (i, seq) in request.sequences.iter().enumerate() {
+        let ends = Endpoints::load(host, i, wrt, sides, true)?;
+        let mut acc = Accum::new(&ends, seq.steps.len());
+        let mut f = vec![Vec::new(), Vec::new()];
+        for_each_point(
+            host,
+            i,
+            seq,
+            wrt,
+            GradientRule::DEEPLIFT_RESCALE,
+            2,
+            2,
+            &mut progress,
+            |k| {
+                if k == 0 {
+                    ends.baseline_point()
+                } else {
+                    Ok(InputPoint::actual())
+                }
+            },
+            |k, g| {
+                f[k] = g.scores.to_vec();
+                if k == 1 {
+                    accumulate(&mut acc, &ends, &g, 1.0)?;
+                }
+                Ok(())
+            },
+        )?;
+        let (src, tgt) = acc.finish(&ends, |e| {
+            if p.multiply_by_inputs {
+                e.diff().map(Some)
+            } else {
+                Ok(None)
+            }
+        })?;
+        let deltas = if p.return_convergence_delta {
+            if *wrt != Wrt::InputEmbeddings {
+                let baseline = input_baseline_point(host, request, i, wrt, &ends)?;
+                f = point_scores(host, i, seq, vec![baseline, InputPoint::actual()])?;
+            }
+            Some(convergence_deltas(
+                src.as_ref(),
+                tgt.as_ref(),
+                &f[1],
+                &f[0],
+            )?)
+        } else {
+            None
+        };
+        out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
+    }
+    Ok(out)
+}

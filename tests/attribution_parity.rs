@@ -1,0 +1,190 @@
+//! The attribution loop against Python inseq 0.7.1 on the tiny fixture models: same tokens,
+//! same step scores, same aggregated saliency maps (tests/fixtures/reference/*, made by
+//! tests/fixtures/make_fixtures.py; no Python at test time).
+
+mod plugin_support;
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use plugin_support::build::{root, workspace_plugin};
+use rinseq::attribution::result::sequence_view;
+use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
+use rinseq::cli::attribute::aggregate;
+use rinseq::generation::{GenerationConfig, GenerationParams};
+use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
+use rinseq::plugins::{PluginRegistry, PluginSources};
+use serde_json::{json, Value};
+
+fn registry() -> PluginRegistry {
+    PluginRegistry::load(&PluginSources {
+        extra: [
+            "rinseq_step_functions",
+            "rinseq_aggregators",
+            "rinseq_gradient_methods",
+        ]
+        .iter()
+        .map(|c| workspace_plugin(c))
+        .collect(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+struct Fixture {
+    loaded: LoadedModel,
+    tensors: HashMap<String, Tensor>,
+    json: Value,
+    generation: GenerationParams,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = root().join("tests/fixtures");
+    let folder = dir.join("models").join(name);
+    let loaded = load_model(&ModelFiles::HfFolder(folder.clone()), DType::F32).unwrap();
+    let defaults = GenerationConfig::from_model_dir(&folder).unwrap();
+    let user =
+        GenerationConfig::from_kwargs_value(json!({"max_new_tokens": 3, "do_sample": false}))
+            .unwrap();
+    let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec).unwrap();
+    let tensors = candle_core::safetensors::load(
+        dir.join(format!("reference/{name}.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap();
+    // Python's json writes Infinity/NaN literals (in fields this test does not read).
+    let text = std::fs::read_to_string(dir.join(format!("reference/{name}.json"))).unwrap();
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
+    let json = serde_json::from_str(&text).unwrap();
+    Fixture {
+        loaded,
+        tensors,
+        json,
+        generation,
+    }
+}
+
+/// Inseq's default aggregation of a raw granular `(len, steps, hidden)` map: L2 over hidden,
+/// then each column L1-normalised jointly over `parts` (NaN ignored, kept).
+fn inseq_aggregate(parts: &[Tensor]) -> Vec<Vec<f32>> {
+    let reduced: Vec<Vec<Vec<f32>>> = parts
+        .iter()
+        .map(|t| {
+            let v: Vec<Vec<Vec<f32>>> = t.to_vec3().unwrap();
+            v.iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|h| h.iter().map(|x| x * x).sum::<f32>().sqrt())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let steps = reduced[0][0].len();
+    let mut norms = vec![0f32; steps];
+    for p in &reduced {
+        for row in p {
+            for (j, v) in row.iter().enumerate() {
+                if !v.is_nan() {
+                    norms[j] += v.abs();
+                }
+            }
+        }
+    }
+    reduced
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| v / norms[j].max(1e-12))
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_close_maps(name: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    assert_eq!(got.len(), want.len(), "{name}: rows");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        for (j, (a, b)) in g.iter().zip(w).enumerate() {
+            assert_eq!(a.is_nan(), b.is_nan(), "{name}: NaN pattern at ({i}, {j})");
+            if !a.is_nan() {
+                assert!((a - b).abs() < 1e-3, "{name}: ({i}, {j}) {a} vs {b}");
+            }
+        }
+    }
+}
+
+fn rows(t: &rinseq_sdk::Tensor) -> Vec<Vec<f32>> {
+    let cols = t.shape[1];
+    t.data.chunks(cols).map(|c| c.to_vec()).collect()
+}
+
+fn check(name: &str, text: usize, opts: AttributeOptions) {
+    let f = fixture(name);
+    let reg = registry();
+    let t = &f.json["texts"][text];
+    let expect = &t["inseq_attribute"];
+    let input = t
+        .get("text")
+        .or(t.get("source"))
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
+    let ids: Vec<u64> = seqs[0].target_ids.iter().map(|&i| i as u64).collect();
+    let want_ids: Vec<u64> = serde_json::from_value(expect["target_ids"].clone()).unwrap();
+    assert_eq!(ids, want_ids, "{name}: target ids");
+    let method = reg.attribution("saliency", &json!({})).unwrap();
+    let target_fn = reg.step_function("probability", &json!({})).unwrap();
+    let step = vec![(
+        "probability".to_string(),
+        reg.step_function("probability", &json!({})).unwrap(),
+    )];
+    let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &step, &opts).unwrap();
+    let decoder_only = f.loaded.spec.kind == rinseq::models::ModelKind::DecoderOnly;
+    let view = sequence_view(&run.sequences[0], decoder_only);
+    let key = |k: &str| f.tensors.get(&format!("text{text}.inseq.{k}")).cloned();
+
+    let probs: Vec<f32> = key("step_probability").unwrap().to_vec1().unwrap();
+    let got = &view.scores.step_scores[0].tensor.data;
+    assert_eq!(got.len(), probs.len(), "{name}: steps");
+    for (a, b) in got.iter().zip(&probs) {
+        assert!((a - b).abs() < 1e-4, "{name}: probability {a} vs {b}");
+    }
+
+    let agg = aggregate(&reg, "vnorm", view).unwrap();
+    let mut parts = Vec::new();
+    let mut mine = Vec::new();
+    if let Some(s) = key("source_attributions") {
+        parts.push(s);
+        mine.extend(rows(agg.scores.source.as_ref().unwrap()));
+    }
+    parts.push(key("target_attributions").unwrap());
+    mine.extend(rows(agg.scores.target.as_ref().unwrap()));
+    assert_close_maps(name, &mine, &inseq_aggregate(&parts));
+}
+
+#[test]
+fn saliency_matches_inseq_on_decoder_only_models() {
+    for name in ["gpt2", "llama", "qwen2"] {
+        for text in 0..2 {
+            check(name, text, AttributeOptions::default());
+        }
+    }
+}
+
+#[test]
+fn saliency_matches_inseq_on_bart_with_target_attribution() {
+    let f = fixture("bart");
+    let target = f.json["texts"][0]["target"].as_str().unwrap().to_string();
+    let opts = AttributeOptions {
+        generated_texts: vec![target],
+        attribute_target: true,
+        ..Default::default()
+    };
+    check("bart", 0, opts);
+}

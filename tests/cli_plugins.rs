@@ -1,0 +1,155 @@
+//! The `rinseq` binary: `plugins list`, `plugins info`, `--version`, and one-line errors with a
+//! non-zero exit for bad plugin inputs.
+
+mod plugin_support;
+
+use std::process::Command;
+
+use plugin_support::build::{root, third_party_plugin, workspace_plugin};
+
+fn rinseq(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rinseq"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("RINSEQ_PLUGIN_PATH")
+        .env_remove("RINSEQ_REGISTRY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plugins_list_shows_the_registry() {
+    workspace_plugin("rinseq_step_functions");
+    let (code, out, err) = rinseq(&["plugins", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().next().unwrap();
+    for col in ["KIND", "NAME", "VERSION", "LIBRARY", "DESCRIPTION"] {
+        assert!(header.contains(col));
+    }
+    let line = out.lines().find(|l| l.contains(" saliency ")).unwrap();
+    assert!(
+        line.starts_with("attribution") && line.contains("gradient-methods"),
+        "{line}"
+    );
+    assert!(out
+        .lines()
+        .any(|l| l.starts_with("step function") && l.contains(" probability ")));
+    assert!(out
+        .lines()
+        .any(|l| l.starts_with("aggregator") && l.contains(" mean ")));
+}
+
+#[test]
+fn plugins_info_shows_parameters_defaults_and_flags() {
+    workspace_plugin("rinseq_step_functions");
+    let (code, out, err) = rinseq(&["plugins", "info", "saliency"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("flags: uses_gradients"), "{out}");
+    assert!(out.contains("output: granular"), "{out}");
+    assert!(out.contains("default aggregation: vnorm"), "{out}");
+    assert!(out.contains("abs: boolean = true"), "{out}");
+    let (_, out, _) = rinseq(&["plugins", "info", "probability"]);
+    assert!(out.contains("logprob: boolean = false"), "{out}");
+    assert!(out.contains("default aggregation: prod"), "{out}");
+}
+
+#[test]
+fn version_names_host_and_sdk() {
+    let (code, out, _) = rinseq(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!(
+            "rinseq {} (rinseq-sdk {})",
+            env!("CARGO_PKG_VERSION"),
+            rinseq_sdk::SDK_VERSION
+        )
+    );
+}
+
+#[test]
+fn extra_plugins_from_flag_and_environment() {
+    workspace_plugin("rinseq_step_functions");
+    let lib = third_party_plugin();
+    let lib = lib.to_str().unwrap();
+    let (code, out, err) = rinseq(&["plugins", "list", "--plugin", lib]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("token_gradient_norm"), "{out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_rinseq"))
+        .args(["plugins", "info", "log_odds"])
+        .current_dir(root())
+        .env("RINSEQ_PLUGIN_PATH", lib)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Log-odds of the target token"));
+}
+
+#[test]
+fn bad_inputs_give_one_line_and_a_non_zero_exit() {
+    workspace_plugin("rinseq_step_functions");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[library]]\nname = 1\n").unwrap();
+    let junk = dir.path().join("junk.so");
+    std::fs::write(&junk, b"not a library").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["plugins".into(), "info".into(), "salency".into()],
+            "did you mean 'saliency'?",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                "/nonexistent/libx.so".into(),
+                "plugins".into(),
+                "list".into(),
+            ],
+            "file not found: /nonexistent/libx.so",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                junk.display().to_string(),
+                "plugins".into(),
+                "list".into(),
+            ],
+            "is not a loadable shared library",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                bad.display().to_string(),
+                "plugins".into(),
+                "list".into(),
+            ],
+            "at line 2, column",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                workspace_plugin("rinseq_test_not_a_plugin")
+                    .display()
+                    .to_string(),
+                "plugins".into(),
+                "list".into(),
+            ],
+            "is not a rinseq plugin",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = rinseq(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+}
