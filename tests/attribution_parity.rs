@@ -188,3 +188,105 @@ fn saliency_matches_inseq_on_bart_with_target_attribution() {
     };
     check("bart", 0, opts);
 }
+
+#[test]
+fn saliency_matches_inseq_on_mbart_with_target_attribution() {
+    for text in 0..2 {
+        let f = fixture("mbart");
+        let target = f.json["texts"][text]["target"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let opts = AttributeOptions {
+            generated_texts: vec![target],
+            attribute_target: true,
+            ..Default::default()
+        };
+        check("mbart", text, opts);
+    }
+}
+
+/// Contrastive step scores (contrast forward, right-aligned contrast targets) against inseq
+/// (tests/fixtures/contrast/reference.json, made by make_reference.py there).
+#[test]
+fn contrastive_step_scores_match_inseq() {
+    let path = root().join("tests/fixtures/contrast/reference.json");
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let reg = registry();
+    for case in cases {
+        let name = case["model"].as_str().unwrap();
+        let f = fixture(name);
+        let opts = AttributeOptions {
+            generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
+            contrast_targets: vec![case["contrast_targets"].as_str().unwrap().to_string()],
+            ..Default::default()
+        };
+        let input = case["input"].as_str().unwrap().to_string();
+        let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
+        assert_eq!(
+            seqs[0].steps[0],
+            case["attr_pos_start"].as_u64().unwrap() as usize,
+            "{name}"
+        );
+        let want = case["step_scores"].as_object().unwrap();
+        let fns: Vec<_> = want
+            .keys()
+            .map(|k| (k.clone(), reg.step_function(k, &json!({})).unwrap()))
+            .collect();
+        let method = reg.attribution("saliency", &json!({})).unwrap();
+        let target_fn = reg.step_function("probability", &json!({})).unwrap();
+        let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &fns, &opts).unwrap();
+        for (fname, got) in &run.sequences[0].step_scores {
+            let want: Vec<f64> = serde_json::from_value(want[fname].clone()).unwrap();
+            assert_eq!(got.len(), want.len(), "{name} {fname}");
+            for (a, b) in got.iter().zip(&want) {
+                let tol = 1e-4 * (1.0 + b.abs());
+                assert!((*a as f64 - b).abs() < tol, "{name} {fname}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+/// A contrastive attribution target (`contrast_prob_diff`, original forward reused, aligned
+/// contrast token) gives Inseq's aggregated saliency maps.
+#[test]
+fn contrastive_attribution_target_matches_inseq() {
+    let path = root().join("tests/fixtures/contrast/reference.json");
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let reg = registry();
+    for case in cases {
+        let name = case["model"].as_str().unwrap();
+        let f = fixture(name);
+        let opts = AttributeOptions {
+            generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
+            contrast_targets: vec![case["contrast_targets"].as_str().unwrap().to_string()],
+            attribute_target: true,
+            ..Default::default()
+        };
+        let input = case["input"].as_str().unwrap().to_string();
+        let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
+        let method = reg.attribution("saliency", &json!({})).unwrap();
+        let target_fn = reg.step_function("contrast_prob_diff", &json!({})).unwrap();
+        let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &[], &opts).unwrap();
+        let decoder_only = f.loaded.spec.kind == rinseq::models::ModelKind::DecoderOnly;
+        let agg = aggregate(
+            &reg,
+            "vnorm",
+            sequence_view(&run.sequences[0], decoder_only),
+        )
+        .unwrap();
+        let maps = &case["contrast_prob_diff_saliency"];
+        let want = |side: &str| -> Vec<Vec<f32>> {
+            serde_json::from_value::<Vec<Vec<Option<f32>>>>(maps[side].clone())
+                .unwrap()
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+                .collect()
+        };
+        if let Some(src) = agg.scores.source.as_ref().into_option() {
+            assert_close_maps(name, &rows(src), &want("source_attributions"));
+        }
+        let tgt = agg.scores.target.as_ref().unwrap();
+        assert_close_maps(name, &rows(tgt), &want("target_attributions"));
+    }
+}

@@ -10,26 +10,23 @@
 //! torch + transformers + gguf, `benches/torch_model.py` is run on the same ids and both figures
 //! are printed side by side. `RINSEQ_BENCH_REPS` sets the repetitions (default 10).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use common::{find_gguf, max, median, min, BoxError};
 use rinseq::generation::{generate, GenerationConfig, GenerationInput, GenerationParams};
 use rinseq::models::load::{load_model, ModelFiles};
 use rinseq::models::{ForwardInput, LogitPositions, Model, Side, SideInput, Taps};
-use rinseq::source::{resolve, SourceConfig};
 
 const PROMPT: &str = "The capital of France is Paris. The capital of Germany is Berlin. The capital of Spain is Madrid. The capital of Italy is";
 const INPUT_TOKENS: usize = 20;
 const NEW_TOKENS: usize = 20;
 
-type BoxError = Box<dyn std::error::Error>;
-
 fn main() -> Result<(), BoxError> {
-    let reps: usize = std::env::var("RINSEQ_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let reps = common::reps(10);
     let gguf = find_gguf()?;
     println!("model: {} (f32)", gguf.display());
     let t = Instant::now();
@@ -62,8 +59,8 @@ fn main() -> Result<(), BoxError> {
     }
     let threads = candle_core::utils::get_num_threads();
     println!("threads: {threads}, repetitions: {reps}, input: {INPUT_TOKENS} tokens, generation: {NEW_TOKENS} new tokens (prompt prefill included)");
-    println!("{:<38} {:>22} {:>22}", "", "rinseq (candle)", "pytorch");
     let torch = run_torch(&gguf, &ids, reps);
+    println!("{:<38} {:>22} {:>22}", "", "rinseq (candle)", "pytorch");
     let (tfb, ttok) = match &torch {
         Ok(v) => (
             format!(
@@ -121,27 +118,10 @@ fn fwd_bwd(model: &dyn Model, ids: &[u32]) -> Result<Tensor, BoxError> {
         .ok_or_else(|| "the graph was cut: no input gradient".into())
 }
 
-fn find_gguf() -> Result<PathBuf, BoxError> {
-    if let Some(p) = std::env::var_os("RINSEQ_SMOLLM2_GGUF") {
-        return Ok(PathBuf::from(p));
-    }
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if shared.is_file() {
-        return Ok(shared);
-    }
-    match resolve("smollm2-135m", &SourceConfig::from_env())? {
-        ModelFiles::Gguf(p) => Ok(p),
-        other => Err(format!("unexpected model files {other:?}").into()),
-    }
-}
-
 /// Runs `benches/torch_model.py` with `RINSEQ_BENCH_PYTHON` and returns its JSON output.
 fn run_torch(gguf: &Path, ids: &[u32], reps: usize) -> Result<serde_json::Value, String> {
-    let python = std::env::var("RINSEQ_BENCH_PYTHON").map_err(|_| {
-        "set RINSEQ_BENCH_PYTHON to a python with torch, transformers and gguf".to_string()
-    })?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_model.py");
+    let python = common::python()?;
+    let script = common::bench_file("torch_model.py");
     let out = std::env::temp_dir().join(format!("rinseq-bench-torch-{}.json", std::process::id()));
     let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
     let status = std::process::Command::new(&python)
@@ -156,6 +136,9 @@ fn run_torch(gguf: &Path, ids: &[u32], reps: usize) -> Result<serde_json::Value,
         .arg(NEW_TOKENS.to_string())
         .arg("--threads")
         .arg(candle_core::utils::get_num_threads().to_string())
+        .env("TQDM_DISABLE", "1")
+        .env("TRANSFORMERS_VERBOSITY", "error")
+        .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     if !status.success() {
@@ -164,25 +147,4 @@ fn run_torch(gguf: &Path, ids: &[u32], reps: usize) -> Result<serde_json::Value,
     let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&out);
     serde_json::from_str(&text).map_err(|e| e.to_string())
-}
-
-fn min(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }

@@ -36,7 +36,7 @@ def main() -> None:
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     gguf = Path(a.gguf).resolve()
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -93,10 +93,40 @@ fn bad_model_folders_give_clear_errors() {
     assert!(e.contains("is not a model"), "{e}");
     let e = load_model(
         &ModelFiles::HfFolder(root().join("tests/fixtures/models/gpt2")),
-        DType::BF16,
+        DType::U8,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("bf16"), "{e}");
+    assert!(e.to_string().contains("u8"), "{e}");
+}
+
+#[test]
+fn bf16_on_cpu_rounds_weights_and_computes_in_f32() {
+    use candle_core::{Device, Tensor};
+    use rinseq::models::{ForwardInput, LogitPositions, Side, SideInput, Taps};
+    let dir = root().join("tests/fixtures/models/llama");
+    let logits = |dtype| {
+        let m = load_model(&ModelFiles::HfFolder(dir.clone()), dtype).unwrap();
+        let ids = Tensor::new(&[[5u32, 9, 17, 33]], &Device::Cpu).unwrap();
+        let input = ForwardInput {
+            encoder: None,
+            decoder: SideInput {
+                embeds: m.model.embed(Side::Decoder, &ids).unwrap(),
+                mask: Tensor::ones((1, 4), DType::U8, &Device::Cpu).unwrap(),
+            },
+            logits_at: LogitPositions::Last,
+        };
+        let out = m.model.forward(&input, &mut Taps::none()).unwrap().logits;
+        assert_eq!(out.dtype(), DType::F32, "bf16 computes in f32 on the CPU");
+        out.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let (full, half) = (logits(DType::F32), logits(DType::BF16));
+    let diff = full
+        .iter()
+        .zip(&half)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff > 0.0, "bf16 weights must differ from f32 weights");
+    assert!(diff < 0.05, "bf16 rounding error too large: {diff}");
 }
 
 #[test]

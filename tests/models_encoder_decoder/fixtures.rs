@@ -1,4 +1,4 @@
-//! Marian and BART fixture models against transformers 5.24 / inseq 0.7.1 (tests/fixtures).
+//! Marian, BART and mBART fixture models against transformers 5.24 / inseq 0.7.1 (tests/fixtures).
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use rinseq::models::{
 
 use super::{max_abs, max_of, root};
 
-const ARCHS: [&str; 2] = ["marian", "bart"];
+const ARCHS: [&str; 3] = ["marian", "bart", "mbart"];
 
 struct Fixture {
     name: &'static str,
@@ -407,8 +407,18 @@ fn tap_names_are_hf_module_paths_and_hooks_apply() {
         }
         assert_eq!(
             names.iter().any(|n| n.ends_with("layernorm_embedding")),
-            name == "bart"
+            name != "marian"
         );
+        // mBART (pre-norm) has a final LayerNorm per stack; BART and Marian do not.
+        for stack in ["encoder", "decoder"] {
+            assert_eq!(
+                names
+                    .iter()
+                    .any(|n| n == &format!("model.{stack}.layer_norm")),
+                name == "mbart",
+                "{name}: model.{stack}.layer_norm"
+            );
+        }
         // Zeroing the cross-attention output changes the logits; a reading hook sees (b, t, d).
         let src_ids = f.ids("text0.input_ids.encoder");
         let tgt_ids = f.ids("text0.input_ids.decoder");

@@ -1,9 +1,10 @@
 //! Batched forwards over many (input point, step) rows: the work every host request shares.
 //!
-//! A row is one input point evaluated at one attribution step. All rows of a sequence have the
-//! full length: a causal decoder's logits at position `p - 1` only see positions `< p`, so one
-//! batched forward serves every step (each row reads its own position with
-//! [`LogitPositions::PerRow`]) instead of re-running every prefix as Inseq does.
+//! A row is one input point evaluated at one attribution step. A causal decoder's logits at
+//! position `p - 1` only see positions `< p`, so one batched forward serves rows of different
+//! steps (each row reads its own position with [`LogitPositions::PerRow`]) instead of re-running
+//! every prefix as Inseq does; each chunk runs on the shortest prefix its rows need (the caller
+//! groups rows of similar steps) and gradients come back padded to the full length.
 
 use std::cell::RefCell;
 
@@ -24,6 +25,18 @@ pub struct Rows<'a> {
     pub positions: Vec<usize>,
     /// The target id each row scores.
     pub target_ids: Vec<u32>,
+    /// The contrast of each row, for contrastive attributed functions.
+    pub contrast: Option<RowContrast>,
+}
+
+/// Contrast inputs of a chunk of rows.
+pub struct RowContrast {
+    /// The aligned contrast token of each row.
+    pub target_ids: Vec<u32>,
+    /// Contrast logits `(rows × vocab)` from the contrast forward (`contrast_force_inputs`), or
+    /// `None` to reuse each row's own logits with only the target changed (Inseq's default, so
+    /// that gradients flow through the attributed inputs).
+    pub logits: Option<Vec<f32>>,
 }
 
 /// What the backward pass differentiates with respect to.
@@ -79,6 +92,36 @@ pub fn run_rows(
     let n = rows.positions.len();
     let device = rows.target[0].device().clone();
     let tgt = stack(&rows.target)?;
+    // The decoder is causal: row r (scoring target[p] from the logits at p - 1) only sees
+    // positions < p, so the chunk runs on the shortest prefix that serves all its rows and
+    // the gradients are padded back with the (exact) zeros of the later positions. Layer
+    // requests on encoder-decoder models keep the full length (the tap may be on either side).
+    let full_len = tgt.dim(1).map_err(host_err)?;
+    let keep_len = match &mode {
+        GradMode::Layer { .. } if rows.source.is_some() => full_len,
+        GradMode::Layer { values, .. } if values.dim(1).map_err(host_err)? != full_len => full_len,
+        _ => rows
+            .positions
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(full_len)
+            .clamp(1, full_len),
+    };
+    let truncate = |t: Tensor| -> Result<Tensor, PluginError> {
+        if keep_len == full_len {
+            return Ok(t);
+        }
+        t.narrow(1, 0, keep_len).map_err(host_err)
+    };
+    let tgt = truncate(tgt)?;
+    let mode = match mode {
+        GradMode::Layer { name, values } => GradMode::Layer {
+            name,
+            values: truncate(values)?,
+        },
+        other => other,
+    };
     let src = rows.source.as_ref().map(|s| stack(s)).transpose()?;
     let embeds = matches!(mode, GradMode::Embeddings);
     let tgt_var = embeds.then(|| var(&tgt)).transpose()?;
@@ -145,12 +188,23 @@ pub fn run_rows(
     let vocab = values.len() / n;
     let shape = [n, vocab];
     let want_grad = !matches!(mode, GradMode::None);
+    let (contrast_logits, contrast_ids, reused) = match &rows.contrast {
+        None => (ROption::RNone, &[][..], false),
+        Some(c) => {
+            let l = c.logits.as_deref().unwrap_or(&values);
+            (
+                ROption::RSome(TensorView::new(&shape, l)?),
+                c.target_ids.as_slice(),
+                c.logits.is_none(),
+            )
+        }
+    };
     let out = target_fn
         .compute(StepInput {
             logits: TensorView::new(&shape, &values)?,
             target_ids: rows.target_ids.as_slice().into(),
-            contrast_logits: ROption::RNone,
-            contrast_target_ids: [].as_slice().into(),
+            contrast_logits,
+            contrast_target_ids: contrast_ids.into(),
             dropout_logits: [].as_slice().into(),
             want_grad,
         })
@@ -164,12 +218,19 @@ pub fn run_rows(
     if !want_grad {
         return Ok(result);
     }
-    let g = out.grad_logits.into_option().ok_or_else(|| {
+    let mut g = out.grad_logits.into_option().ok_or_else(|| {
         PluginError::new(
             ErrorCode::UNSUPPORTED,
             "the attributed function returned no gradient: it cannot be an attribution target",
         )
     })?;
+    // Reused contrast logits are the same tensor: their gradient adds up.
+    if let (true, ROption::RSome(gc)) = (reused, &out.grad_contrast_logits) {
+        g.data
+            .iter_mut()
+            .zip(gc.data.iter())
+            .for_each(|(a, b)| *a += b);
+    }
     let g = Tensor::from_slice(&g.data, (n, vocab), &device)
         .and_then(|g| g.to_dtype(logits.dtype()))
         .map_err(host_err)?;
@@ -188,8 +249,17 @@ pub fn run_rows(
             })
             .transpose()
     };
-    result.target_grad = take(&tgt_var)?;
+    let pad = |g: Option<Tensor>| -> Result<Option<Tensor>, PluginError> {
+        match g {
+            Some(g) if keep_len < full_len && g.dim(1).map_err(host_err)? == keep_len => g
+                .pad_with_zeros(1, 0, full_len - keep_len)
+                .map(Some)
+                .map_err(host_err),
+            other => Ok(other),
+        }
+    };
+    result.target_grad = pad(take(&tgt_var)?)?;
     result.source_grad = take(&src_var)?;
-    result.layer_grad = take(&layer_var)?;
+    result.layer_grad = pad(take(&layer_var)?)?;
     Ok(result)
 }

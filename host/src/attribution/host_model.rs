@@ -10,7 +10,7 @@ use rinseq_sdk::{
     PluginError, PointSide, ScoreRequest, Side, StepFunctionBox, Tensor as SdkTensor, Wrt,
 };
 
-use super::forward::{run_rows, GradMode, Rows};
+use super::forward::{run_rows, GradMode, RowContrast, Rows};
 use super::sequence::EncodedSequence;
 use crate::models::{Model, ModelKind, Side as ModelSide, Taps};
 
@@ -31,6 +31,9 @@ pub struct ModelHost<'a> {
     pub attribute_target: bool,
     /// Rows per batched forward.
     pub rows_per_forward: usize,
+    /// Run the contrast input for a contrastive attributed function (else reuse the original
+    /// forward and change only the target id).
+    pub force_contrast_inputs: bool,
 }
 
 pub(crate) fn host_err(e: impl std::fmt::Display) -> PluginError {
@@ -183,9 +186,21 @@ impl<'a> ModelHost<'a> {
             }
             tgt_points = vec![self.embed_ids(ModelSide::Decoder, &seq.target_ids)?; points.len()];
         }
-        let pairs: Vec<(usize, usize)> = (0..points.len())
-            .flat_map(|p| (0..steps.len()).map(move |s| (p, s)))
+        // Rows run step-major (shortest steps first) so that each chunk holds rows of similar
+        // steps and runs on a short prefix (see `run_rows`); results are put back in
+        // (point, step) order below.
+        let mut step_order: Vec<usize> = (0..steps.len()).collect();
+        step_order.sort_by_key(|&s| steps[s]);
+        let contrast = self.contrast_for_steps(seq, steps)?;
+        let pairs: Vec<(usize, usize)> = step_order
+            .iter()
+            .flat_map(|&s| (0..points.len()).map(move |p| (p, s)))
             .collect();
+        // Row index (in `pairs`) of every (point, step), point-major.
+        let mut order = vec![0u32; pairs.len()];
+        for (i, &(p, s)) in pairs.iter().enumerate() {
+            order[p * steps.len() + s] = i as u32;
+        }
         let mut scores = Vec::with_capacity(pairs.len());
         let (mut src_grads, mut tgt_grads, mut layer_grads) = (Vec::new(), Vec::new(), Vec::new());
         let chunk = self.rows_per_forward.max(1);
@@ -198,6 +213,14 @@ impl<'a> ModelHost<'a> {
                     .iter()
                     .map(|&(_, s)| seq.target_ids[steps[s] as usize])
                     .collect(),
+                contrast: contrast.as_ref().map(|(ids, logits)| RowContrast {
+                    target_ids: rows.iter().map(|&(_, s)| ids[s]).collect(),
+                    logits: logits.as_ref().map(|(l, vocab)| {
+                        rows.iter()
+                            .flat_map(|&(_, s)| l[s * vocab..(s + 1) * vocab].to_vec())
+                            .collect()
+                    }),
+                }),
             };
             let mode = match (grad, layer) {
                 (false, _) => GradMode::None,
@@ -221,11 +244,15 @@ impl<'a> ModelHost<'a> {
             }
         }
         let (np, ns) = (points.len(), steps.len());
+        let scores: Vec<f32> = order.iter().map(|&i| scores[i as usize]).collect();
+        let order = Tensor::new(order.as_slice(), &candle_core::Device::Cpu).map_err(host_err)?;
         let gather = |parts: Vec<Tensor>| -> Result<Option<SdkTensor>, PluginError> {
             if parts.is_empty() {
                 return Ok(None);
             }
-            let all = Tensor::cat(&parts, 0).map_err(host_err)?;
+            let all = Tensor::cat(&parts, 0)
+                .and_then(|a| a.index_select(&order, 0))
+                .map_err(host_err)?;
             let (_, len, hidden) = all.dims3().map_err(host_err)?;
             Ok(Some(to_sdk(
                 &all.reshape((np, ns, len, hidden)).map_err(host_err)?,
@@ -248,6 +275,31 @@ impl<'a> ModelHost<'a> {
             source: source.into(),
             target: target.into(),
         })
+    }
+
+    /// Per step: the aligned contrast target id, and (with `contrast_force_inputs`) the contrast
+    /// logits `(steps × vocab, vocab)` of one contrast forward.
+    #[allow(clippy::type_complexity)]
+    fn contrast_for_steps(
+        &self,
+        seq: &EncodedSequence,
+        steps: &[u32],
+    ) -> Result<Option<(Vec<u32>, Option<(Vec<f32>, usize)>)>, PluginError> {
+        let Some(c) = &seq.contrast else {
+            return Ok(None);
+        };
+        let aligned: Vec<usize> = steps.iter().map(|&s| c.position(s as usize)).collect();
+        let ids = aligned.iter().map(|&p| c.target_ids[p]).collect();
+        let logits = if self.force_contrast_inputs {
+            let positions = aligned.iter().map(|p| p - 1).collect();
+            Some(
+                super::step_scores::logits_at(self.model, &c.source_ids, &c.target_ids, positions)
+                    .map_err(|e| host_err(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Some((ids, logits)))
     }
 
     /// The activation `(len, hidden)` at tap `name` for the actual (or baseline) input.

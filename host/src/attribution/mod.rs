@@ -7,6 +7,7 @@
 //! forwards ([`forward`]) that call the attributed step-function plugin for the target and its
 //! gradient → step scores are recorded → the caller turns the result into Inseq's output model.
 
+pub mod contrast;
 pub mod forward;
 pub mod host_model;
 pub mod result;
@@ -59,6 +60,15 @@ pub struct AttributeOptions {
     pub include_eos_baseline: bool,
     /// Sequences per method call (all at once when `None`).
     pub batch_size: Option<usize>,
+    /// Contrastive targets, one per input (decoder-only: prompt included).
+    pub contrast_targets: Vec<String>,
+    /// Contrastive sources, one per input (encoder-decoder only).
+    pub contrast_sources: Vec<String>,
+    /// Explicit `(target position, contrast position)` pairs per input; the rest is right-aligned.
+    pub contrast_targets_alignments: Vec<Vec<(usize, usize)>>,
+    /// Run the contrast input when the attributed function is contrastive (otherwise the original
+    /// forward is reused and only the target id changes, as in Inseq).
+    pub contrast_force_inputs: bool,
 }
 
 /// A method's result for one sequence, with its recorded step scores.
@@ -157,6 +167,7 @@ pub fn encode_batch(
         } else {
             (src.clone(), tokens(tok, &src))
         };
+        let contrast = contrast_for(loaded, seqs.len(), opts)?;
         seqs.push(EncodedSequence {
             source_baseline: baseline_ids(
                 &source_ids,
@@ -170,9 +181,71 @@ pub fn encode_batch(
             source_ids,
             target_ids: tgt,
             steps,
+            contrast: None,
         });
+        if let Some((src, tgt)) = contrast {
+            let last = seqs.len() - 1;
+            let explicit = opts
+                .contrast_targets_alignments
+                .get(last)
+                .cloned()
+                .unwrap_or_default();
+            let c = contrast::contrast_of(&seqs[last], src, tgt, &explicit)?;
+            seqs[last].contrast = Some(c);
+        }
     }
     Ok(seqs)
+}
+
+/// Encoded contrast ids: the source (when `contrast_sources` replace it) and the target (empty
+/// when only the source is contrasted).
+type ContrastIds = (Option<Vec<u32>>, Vec<u32>);
+
+/// Encoded contrast ids of input `i`, when contrast inputs were given.
+fn contrast_for(
+    loaded: &LoadedModel,
+    i: usize,
+    opts: &AttributeOptions,
+) -> Result<Option<ContrastIds>, AttributionError> {
+    let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
+    if decoder_only && !opts.contrast_sources.is_empty() {
+        return Err(AttributionError::BadInput(
+            "contrast_sources is for encoder-decoder models; use contrast_targets (prompt included) with a decoder-only model".into(),
+        ));
+    }
+    for (name, list) in [
+        ("contrast_targets", &opts.contrast_targets),
+        ("contrast_sources", &opts.contrast_sources),
+    ] {
+        if !list.is_empty() && list.len() <= i {
+            return Err(AttributionError::BadInput(format!(
+                "{name} has {} entries: give one per input text",
+                list.len()
+            )));
+        }
+    }
+    if opts.contrast_targets.is_empty() && opts.contrast_sources.is_empty() {
+        return Ok(None);
+    }
+    let tok = &loaded.tokenizer;
+    let target_tok = loaded.target_tokenizer.as_ref().unwrap_or(tok);
+    let source = opts
+        .contrast_sources
+        .get(i)
+        .map(|s| tok.encode(s, true))
+        .transpose()?;
+    let target = match opts.contrast_targets.get(i) {
+        Some(t) if decoder_only => tok.encode(t, true)?,
+        Some(t) => {
+            let start = loaded.spec.decoder_start_token_id.ok_or_else(|| {
+                AttributionError::BadInput("the model has no decoder_start_token_id".into())
+            })?;
+            [vec![start], target_tok.encode(t, true)?].concat()
+        }
+        // Only a contrast source: the original target is decoded on the contrast source.
+        None => return Ok(Some((source, Vec::new()))),
+    };
+    Ok(Some((source, target)))
 }
 
 /// Generates continuations and returns Inseq's `generated_texts`: decoder-only texts include
@@ -259,6 +332,7 @@ pub fn attribute(
             target_fn,
             attribute_target: opts.attribute_target || decoder_only,
             rows_per_forward: host_model::DEFAULT_ROWS_PER_FORWARD,
+            force_contrast_inputs: opts.contrast_force_inputs,
         };
         let request = AttributionRequest {
             sequences: chunk.iter().map(EncodedSequence::to_sdk).collect(),

@@ -20,6 +20,8 @@ pub struct EncodedSequence {
     pub source_baseline: Vec<u32>,
     /// Baseline ids of the target.
     pub target_baseline: Vec<u32>,
+    /// The contrastive input, when `contrast_targets` / `contrast_sources` were given.
+    pub contrast: Option<super::contrast::ContrastSequence>,
 }
 
 impl EncodedSequence {

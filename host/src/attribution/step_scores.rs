@@ -1,4 +1,5 @@
-//! Step scores: step functions evaluated (without gradient) on the actual input at every step.
+//! Step scores: step functions evaluated (without gradient) on the actual input at every step,
+//! with the contrast input's logits for contrastive functions.
 
 use candle_core::{DType, Device, Tensor};
 use rinseq_sdk::abi_stable::std_types::ROption;
@@ -9,10 +10,12 @@ use super::sequence::EncodedSequence;
 use super::AttributionError;
 use crate::models::{ForwardInput, LogitPositions, Model, Side, SideInput, Taps};
 
-/// The step logits `(steps, vocab)` of `seq`: one forward, logits at every step's position - 1.
-pub fn step_logits(
+/// Logits `(positions, vocab)` of one forward of `(source, target)` at `positions`.
+pub fn logits_at(
     model: &dyn Model,
-    seq: &EncodedSequence,
+    source: &[u32],
+    target: &[u32],
+    positions: Vec<usize>,
 ) -> Result<(Vec<f32>, usize), AttributionError> {
     let device = Device::Cpu;
     let side = |side: Side, ids: &[u32]| -> Result<SideInput, AttributionError> {
@@ -25,13 +28,13 @@ pub fn step_logits(
         })
     };
     let input = ForwardInput {
-        encoder: if seq.source_ids.is_empty() {
+        encoder: if source.is_empty() {
             None
         } else {
-            Some(side(Side::Encoder, &seq.source_ids)?)
+            Some(side(Side::Encoder, source)?)
         },
-        decoder: side(Side::Decoder, &seq.target_ids)?,
-        logits_at: LogitPositions::These(seq.steps.iter().map(|p| p - 1).collect()),
+        decoder: side(Side::Decoder, target)?,
+        logits_at: LogitPositions::These(positions),
     };
     let logits = model
         .forward(&input, &mut Taps::none())
@@ -55,17 +58,42 @@ pub fn record(
     if fns.is_empty() {
         return Ok(Vec::new());
     }
-    let (values, vocab) = step_logits(model, seq)?;
+    let before = |p: &usize| p - 1;
+    let (values, vocab) = logits_at(
+        model,
+        &seq.source_ids,
+        &seq.target_ids,
+        seq.steps.iter().map(before).collect(),
+    )?;
     let shape = [seq.steps.len(), vocab];
     let targets: Vec<u32> = seq.steps.iter().map(|&p| seq.target_ids[p]).collect();
+    // As step scores, Inseq always runs the contrast input.
+    let contrast = match &seq.contrast {
+        None => None,
+        Some(c) => {
+            let aligned: Vec<usize> = seq.steps.iter().map(|&p| c.position(p)).collect();
+            let (v, _) = logits_at(
+                model,
+                &c.source_ids,
+                &c.target_ids,
+                aligned.iter().map(before).collect(),
+            )?;
+            let ids: Vec<u32> = aligned.iter().map(|&p| c.target_ids[p]).collect();
+            Some((v, ids))
+        }
+    };
     let mut out = Vec::new();
     for (name, f) in fns {
+        let (contrast_logits, contrast_ids) = match &contrast {
+            Some((v, ids)) => (ROption::RSome(TensorView::new(&shape, v)?), ids.as_slice()),
+            None => (ROption::RNone, &[][..]),
+        };
         let r = f
             .compute(StepInput {
                 logits: TensorView::new(&shape, &values)?,
                 target_ids: targets.as_slice().into(),
-                contrast_logits: ROption::RNone,
-                contrast_target_ids: [].as_slice().into(),
+                contrast_logits,
+                contrast_target_ids: contrast_ids.into(),
                 dropout_logits: [].as_slice().into(),
                 want_grad: false,
             })

@@ -179,6 +179,8 @@ pub fn run(
             .iter()
             .map(|s| (PluginKind::StepFunction, s.as_str())),
     );
+    let mut kwargs = kwargs;
+    let contrast = Contrast::take(&mut kwargs)?;
     let params = route(&kwargs, &targets, &reg)?;
     let method = reg.attribution(&args.method, &params[0])?;
     let target_fn = reg.step_function(&args.attributed_fn, &params[1])?;
@@ -203,6 +205,10 @@ pub fn run(
         attr_pos_end: args.end_pos,
         include_eos_baseline: args.include_eos_baseline,
         batch_size: args.batch_size,
+        contrast_targets: contrast.targets,
+        contrast_sources: contrast.sources,
+        contrast_targets_alignments: contrast.alignments,
+        contrast_force_inputs: contrast.force_inputs,
     };
     let sequences = encode_batch(&loaded, &args.input_texts, &opts, &generation)?;
     let run = attribute(
@@ -335,4 +341,50 @@ fn info(
         m.insert(k.to_string(), v);
     }
     m
+}
+
+/// The host-level contrastive arguments of `--attribution-kwargs` (Inseq's names).
+#[derive(Default)]
+struct Contrast {
+    targets: Vec<String>,
+    sources: Vec<String>,
+    alignments: Vec<Vec<(usize, usize)>>,
+    force_inputs: bool,
+}
+
+impl Contrast {
+    /// Removes the contrastive keys from `kwargs`.
+    fn take(kwargs: &mut Map<String, Value>) -> Result<Self, String> {
+        let texts = |v: Option<Value>, key: &str| -> Result<Vec<String>, String> {
+            match v {
+                None => Ok(Vec::new()),
+                Some(Value::String(s)) => Ok(vec![s]),
+                Some(v) => serde_json::from_value(v)
+                    .map_err(|_| format!("{key} must be a string or a list of strings")),
+            }
+        };
+        let alignments = match kwargs.remove("contrast_targets_alignments") {
+            None => Vec::new(),
+            Some(v) => {
+                let err = |_| {
+                    "contrast_targets_alignments must be [[orig, contrast], ...] or one such list per input".to_string()
+                };
+                match serde_json::from_value::<Vec<(usize, usize)>>(v.clone()) {
+                    Ok(pairs) => vec![pairs],
+                    Err(_) => serde_json::from_value(v).map_err(err)?,
+                }
+            }
+        };
+        let force_inputs = match kwargs.remove("contrast_force_inputs") {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err("contrast_force_inputs must be true or false".into()),
+        };
+        Ok(Self {
+            targets: texts(kwargs.remove("contrast_targets"), "contrast_targets")?,
+            sources: texts(kwargs.remove("contrast_sources"), "contrast_sources")?,
+            alignments,
+            force_inputs,
+        })
+    }
 }

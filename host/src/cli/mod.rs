@@ -79,6 +79,7 @@ fn default_registry() -> Option<PathBuf> {
 /// Runs the CLI and returns the process exit code. Errors print as one line on stderr; a panic
 /// is caught and reported rather than shown as a backtrace.
 pub fn main() -> i32 {
+    crate::models::ops::init_cpu_threads();
     let cli = Cli::parse();
     let result = std::panic::catch_unwind(|| run(&cli));
     match result {

@@ -122,7 +122,10 @@ pub fn select_cache_rows(caches: &mut [Option<(Tensor, Tensor)>], rows: &[usize]
     let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
     let idx = Tensor::new(idx.as_slice(), &dev)?;
     for c in caches.iter_mut().flatten() {
-        *c = (c.0.index_select(&idx, 0)?, c.1.index_select(&idx, 0)?);
+        *c = (
+            c.0.contiguous()?.index_select(&idx, 0)?,
+            c.1.contiguous()?.index_select(&idx, 0)?,
+        );
     }
     Ok(())
 }

@@ -99,6 +99,8 @@ pub fn load_model_on(
     dtype: DType,
     device: &Device,
 ) -> Result<LoadedModel, ModelError> {
+    // Before the first tensor op of the process: candle reads its thread settings once.
+    super::ops::init_cpu_threads();
     check_dtype(dtype, device)?;
     let mut target_tokenizer = None;
     let (config, weights, tokenizer) = match files {

@@ -13,6 +13,24 @@ use candle_core::{
 
 type Result<T> = candle_core::Result<T>;
 
+/// Keeps candle's element-wise ops on the calling thread unless the user chose otherwise.
+///
+/// candle 0.11 runs every element-wise op on 64K+ elements on its own "barrier pool"
+/// (`CANDLE_NUM_THREADS` workers, default: the physical cores) that *spin-waits* for work, next
+/// to the rayon pool that runs the matmuls (`RAYON_NUM_THREADS`). On a small machine the two
+/// pools fight for the same cores: a batched forward+backward (16 rows x 15 tokens, SmolLM2-135M,
+/// 2 cores, load average 3-5) took 9-10 s with the pool and 2-2.8 s without it. Element-wise
+/// results do not depend on the thread count. Call before the first tensor op (the pool reads the variable once);
+/// a `CANDLE_NUM_THREADS` already set is respected.
+pub fn init_cpu_threads() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+    });
+}
+
 /// Softmax over the last dimension (max-shifted exp / sum), differentiable.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, D::Minus1)

@@ -4,8 +4,9 @@
 //!   (memory-mapped with candle's safetensors loader).
 //! - GGUF: tensors are dequantized to f32 on access and renamed to HF names (see [`super::gguf`]).
 //!
-//! dtypes: f32 (default), f64 (tests) and f16 are supported. bf16 is refused on CPU: candle's CPU
-//! matmul has no bf16 kernel, so a bf16 model could not run there.
+//! dtypes: f32 (default), f64 (tests), f16 and bf16. candle's CPU matmul has no bf16 kernel, so
+//! on the CPU bf16 means bf16 *weights* (every weight rounded to bf16) with f32 compute — the
+//! numbers of a bf16 checkpoint, at f32 speed; on other devices bf16 runs natively.
 
 use std::path::{Path, PathBuf};
 
@@ -33,14 +34,10 @@ pub struct Weights {
 }
 
 /// Checks that the runtime can compute in `dtype` on `device`.
-pub fn check_dtype(dtype: DType, device: &Device) -> Result<(), ModelError> {
+pub fn check_dtype(dtype: DType, _device: &Device) -> Result<(), ModelError> {
     match dtype {
         DType::F32 | DType::F64 | DType::F16 => Ok(()),
-        DType::BF16 if !device.is_cpu() => Ok(()),
-        DType::BF16 => Err(ModelError::UnsupportedDtype {
-            dtype: "bf16".into(),
-            msg: "candle has no bf16 matmul on CPU; use f32 (default) or f16".into(),
-        }),
+        DType::BF16 => Ok(()),
         other => Err(ModelError::UnsupportedDtype {
             dtype: format!("{other:?}").to_lowercase(),
             msg: "models run in f32, f16 or f64".into(),
@@ -52,6 +49,15 @@ impl Weights {
     /// Wraps a source; tensors come out in `dtype` on `device`.
     pub fn new(src: Box<dyn WeightSource>, dtype: DType, device: Device) -> Self {
         Self { src, dtype, device }
+    }
+
+    /// The dtype the model computes in: bf16 on the CPU computes in f32 (see the module docs).
+    pub fn compute_dtype(&self) -> DType {
+        if self.dtype == DType::BF16 && self.device.is_cpu() {
+            DType::F32
+        } else {
+            self.dtype
+        }
     }
 
     /// The tensor `name`, or [`ModelError::MissingTensor`].
@@ -78,7 +84,12 @@ impl Weights {
 
     /// The tensor `name` if present (e.g. optional biases, tied heads).
     pub fn get_opt(&self, name: &str) -> Result<Option<Tensor>, ModelError> {
+        let compute = self.compute_dtype();
         match self.src.load(name, &self.device)? {
+            Some(t) if t.dtype().is_float() && compute != self.dtype => {
+                // bf16 weights, f32 compute: round through bf16.
+                Ok(Some(t.to_dtype(self.dtype)?.to_dtype(compute)?))
+            }
             Some(t) if t.dtype().is_float() && t.dtype() != self.dtype => {
                 Ok(Some(t.to_dtype(self.dtype)?))
             }
