@@ -171,7 +171,7 @@ pub mod prelude {
 
 /// Exports a plugin library's root module, listing its plugins by kind:
 ///
-/// ```ignore
+/// ```text
 /// rinseq_sdk::export_plugins! {
 ///     attribution: [Saliency, IntegratedGradients],
 ///     step_functions: [Probability],

@@ -1,6 +1,6 @@
 //! The architecture registry: every model file registers a builder under its HF `model_type`.
 //!
-//! ```ignore
+//! ```text
 //! inventory::submit! {
 //!     Architecture { model_type: "llama", kind: ModelKind::DecoderOnly, build: build_llama }
 //! }
