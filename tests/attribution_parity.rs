@@ -206,21 +206,31 @@ fn saliency_matches_inseq_on_mbart_with_target_attribution() {
     }
 }
 
+/// The cases of tests/fixtures/contrast/reference.json (made by make_reference.py there).
+fn contrast_cases() -> Vec<Value> {
+    let path = root().join("tests/fixtures/contrast/reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Forced generation and contrast target of a contrast case.
+fn contrast_options(case: &Value, attribute_target: bool) -> AttributeOptions {
+    AttributeOptions {
+        generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
+        contrast_targets: vec![case["contrast_targets"].as_str().unwrap().to_string()],
+        attribute_target,
+        ..Default::default()
+    }
+}
+
 /// Contrastive step scores (contrast forward, right-aligned contrast targets) against inseq
 /// (tests/fixtures/contrast/reference.json, made by make_reference.py there).
 #[test]
 fn contrastive_step_scores_match_inseq() {
-    let path = root().join("tests/fixtures/contrast/reference.json");
-    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let reg = registry();
-    for case in cases {
+    for case in contrast_cases() {
         let name = case["model"].as_str().unwrap();
         let f = fixture(name);
-        let opts = AttributeOptions {
-            generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
-            contrast_targets: vec![case["contrast_targets"].as_str().unwrap().to_string()],
-            ..Default::default()
-        };
+        let opts = contrast_options(&case, false);
         let input = case["input"].as_str().unwrap().to_string();
         let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
         assert_eq!(
@@ -236,6 +246,11 @@ fn contrastive_step_scores_match_inseq() {
         let method = reg.attribution("saliency", &json!({})).unwrap();
         let target_fn = reg.step_function("probability", &json!({})).unwrap();
         let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &fns, &opts).unwrap();
+        assert_eq!(
+            run.sequences[0].step_scores.len(),
+            want.len(),
+            "{name}: step scores"
+        );
         for (fname, got) in &run.sequences[0].step_scores {
             let want: Vec<f64> = serde_json::from_value(want[fname].clone()).unwrap();
             assert_eq!(got.len(), want.len(), "{name} {fname}");
@@ -251,18 +266,11 @@ fn contrastive_step_scores_match_inseq() {
 /// contrast token) gives Inseq's aggregated saliency maps.
 #[test]
 fn contrastive_attribution_target_matches_inseq() {
-    let path = root().join("tests/fixtures/contrast/reference.json");
-    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let reg = registry();
-    for case in cases {
+    for case in contrast_cases() {
         let name = case["model"].as_str().unwrap();
         let f = fixture(name);
-        let opts = AttributeOptions {
-            generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
-            contrast_targets: vec![case["contrast_targets"].as_str().unwrap().to_string()],
-            attribute_target: true,
-            ..Default::default()
-        };
+        let opts = contrast_options(&case, true);
         let input = case["input"].as_str().unwrap().to_string();
         let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
         let method = reg.attribution("saliency", &json!({})).unwrap();
