@@ -2,34 +2,20 @@
 //! same step scores, same aggregated saliency maps (tests/fixtures/reference/*, made by
 //! tests/fixtures/make_fixtures.py; no Python at test time).
 
+mod parity_support;
 mod plugin_support;
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor};
-use plugin_support::build::{root, workspace_plugin};
+use candle_core::{Device, Tensor};
+use parity_support::{assert_close_maps, fixture_model, nullable_matrix, registry, rows};
+use plugin_support::build::root;
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
 use rinseq::cli::attribute::aggregate;
-use rinseq::generation::{GenerationConfig, GenerationParams};
-use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
-use rinseq::plugins::{PluginRegistry, PluginSources};
+use rinseq::generation::GenerationParams;
+use rinseq::models::load::LoadedModel;
 use serde_json::{json, Value};
-
-fn registry() -> PluginRegistry {
-    PluginRegistry::load(&PluginSources {
-        extra: [
-            "rinseq_step_functions",
-            "rinseq_aggregators",
-            "rinseq_gradient_methods",
-        ]
-        .iter()
-        .map(|c| workspace_plugin(c))
-        .collect(),
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 struct Fixture {
     loaded: LoadedModel,
@@ -40,13 +26,8 @@ struct Fixture {
 
 fn fixture(name: &str) -> Fixture {
     let dir = root().join("tests/fixtures");
-    let folder = dir.join("models").join(name);
-    let loaded = load_model(&ModelFiles::HfFolder(folder.clone()), DType::F32).unwrap();
-    let defaults = GenerationConfig::from_model_dir(&folder).unwrap();
-    let user =
-        GenerationConfig::from_kwargs_value(json!({"max_new_tokens": 3, "do_sample": false}))
-            .unwrap();
-    let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec).unwrap();
+    let (loaded, generation) =
+        fixture_model(name, &json!({"max_new_tokens": 3, "do_sample": false}));
     let tensors = candle_core::safetensors::load(
         dir.join(format!("reference/{name}.safetensors")),
         &Device::Cpu,
@@ -104,23 +85,6 @@ fn inseq_aggregate(parts: &[Tensor]) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
-}
-
-fn assert_close_maps(name: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
-    assert_eq!(got.len(), want.len(), "{name}: rows");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        for (j, (a, b)) in g.iter().zip(w).enumerate() {
-            assert_eq!(a.is_nan(), b.is_nan(), "{name}: NaN pattern at ({i}, {j})");
-            if !a.is_nan() {
-                assert!((a - b).abs() < 1e-3, "{name}: ({i}, {j}) {a} vs {b}");
-            }
-        }
-    }
-}
-
-fn rows(t: &rinseq_sdk::Tensor) -> Vec<Vec<f32>> {
-    let cols = t.shape[1];
-    t.data.chunks(cols).map(|c| c.to_vec()).collect()
 }
 
 fn check(name: &str, text: usize, opts: AttributeOptions) {
@@ -284,13 +248,7 @@ fn contrastive_attribution_target_matches_inseq() {
         )
         .unwrap();
         let maps = &case["contrast_prob_diff_saliency"];
-        let want = |side: &str| -> Vec<Vec<f32>> {
-            serde_json::from_value::<Vec<Vec<Option<f32>>>>(maps[side].clone())
-                .unwrap()
-                .into_iter()
-                .map(|r| r.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
-                .collect()
-        };
+        let want = |side: &str| nullable_matrix(&maps[side]);
         if let Some(src) = agg.scores.source.as_ref().into_option() {
             assert_close_maps(name, &rows(src), &want("source_attributions"));
         }

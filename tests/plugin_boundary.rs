@@ -27,7 +27,11 @@ fn registry() -> PluginRegistry {
 }
 
 fn toy(reg: &PluginRegistry, step: &str, params: Value) -> ToyHost {
-    ToyHost::new(&IDS, PROMPT, reg.step_function(step, &params).unwrap())
+    ToyHost::new(
+        &IDS,
+        PROMPT,
+        reg.step_function(step, &params).unwrap().plugin,
+    )
 }
 
 /// Central finite difference of the attributed score at position `p` w.r.t. every input value.
@@ -279,7 +283,9 @@ fn plugin_panics_become_errors() {
     let host = ToyHost::new(
         &IDS,
         PROMPT,
-        reg.step_function("panicking_step", &json!({})).unwrap(),
+        reg.step_function("panicking_step", &json!({}))
+            .unwrap()
+            .plugin,
     );
     let m = reg.attribution("saliency", &json!({})).unwrap();
     let e = m

@@ -38,7 +38,11 @@ fn out_of_tree_method_and_step_function_run_through_the_host() {
 
     // The third party's step function is the attribution target of an in-tree method...
     let ids = [1u32, 2, 3, 4];
-    let host = ToyHost::new(&ids, 2, reg.step_function("log_odds", &json!({})).unwrap());
+    let host = ToyHost::new(
+        &ids,
+        2,
+        reg.step_function("log_odds", &json!({})).unwrap().plugin,
+    );
     let saliency = reg.attribution("saliency", &json!({"abs": false})).unwrap();
     let grads = saliency
         .attribute(host.as_ref(), &host.request)

@@ -33,6 +33,9 @@ impl Flags {
     pub const NEEDS_DROPOUT_SAMPLES: Self = Self(1 << 8);
     /// Step function: cannot be differentiated (usable as a step score only).
     pub const NOT_DIFFERENTIABLE: Self = Self(1 << 9);
+    /// Step function: as an attribution target, needs the contrast input's own forward
+    /// (`contrast_force_inputs`), e.g. a divergence between two distributions.
+    pub const NEEDS_FORCED_CONTRAST: Self = Self(1 << 10);
 
     /// Whether every flag of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -46,7 +49,7 @@ impl Flags {
 
     /// Names of the flags that are set, for `rinseq plugins info`.
     pub fn names(self) -> Vec<&'static str> {
-        const ALL: [(Flags, &str); 10] = [
+        const ALL: [(Flags, &str); 11] = [
             (Flags::USES_BASELINES, "uses_baselines"),
             (Flags::FINAL_STEP_ONLY, "final_step_only"),
             (Flags::USES_GRADIENTS, "uses_gradients"),
@@ -57,6 +60,7 @@ impl Flags {
             (Flags::NEEDS_CONTRAST, "needs_contrast"),
             (Flags::NEEDS_DROPOUT_SAMPLES, "needs_dropout_samples"),
             (Flags::NOT_DIFFERENTIABLE, "not_differentiable"),
+            (Flags::NEEDS_FORCED_CONTRAST, "needs_forced_contrast"),
         ];
         ALL.iter()
             .filter(|(f, _)| self.contains(*f))

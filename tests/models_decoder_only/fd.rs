@@ -93,7 +93,9 @@ fn attention_rope_and_const_linear_match_finite_differences() {
         .unwrap();
     let att = fd_check(&x, |q| {
         let q = ops::rope_half(q, &cos, &sin).unwrap();
-        ops::attention(&q, &k, &v, &bias, 0.35).unwrap().0
+        ops::attention(&q, &k, &v, &bias, 0.35, (&Taps::none(), 0.0))
+            .unwrap()
+            .0
     });
     assert!(att < 1e-7, "attention + rope_half: {att}");
     let ri = fd_check(&x, |q| ops::rope_interleaved(q, &cos, &sin).unwrap());

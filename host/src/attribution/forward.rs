@@ -13,6 +13,7 @@ use rinseq_sdk::abi_stable::std_types::ROption;
 use rinseq_sdk::{ErrorCode, PluginError, StepFunctionBox, StepInput, TensorView};
 
 use super::host_model::host_err;
+use super::layer::LayerTap;
 use crate::models::{ForwardInput, LogitPositions, Model, SideInput, Taps};
 
 /// What one chunk of rows needs: per-row `(len, hidden)` embeddings and the scored positions.
@@ -27,6 +28,10 @@ pub struct Rows<'a> {
     pub target_ids: Vec<u32>,
     /// The contrast of each row, for contrastive attributed functions.
     pub contrast: Option<RowContrast>,
+    /// DeepLIFT's rescale rule: the row (index in this chunk) each row is compared with.
+    pub rescale_against: Option<Vec<u32>>,
+    /// Monte Carlo dropout forwards the attributed function needs (0: none).
+    pub dropout_samples: usize,
 }
 
 /// Contrast inputs of a chunk of rows.
@@ -47,8 +52,8 @@ pub enum GradMode<'a> {
     Embeddings,
     /// The activation at this tap, replaced by these per-row values `(rows, len, hidden)`.
     Layer {
-        /// HF module path of the tap.
-        name: &'a str,
+        /// The tap.
+        tap: LayerTap<'a>,
         /// The activation each row runs with.
         values: Tensor,
     },
@@ -80,6 +85,20 @@ fn side_input(e: Tensor, device: &Device) -> Result<SideInput, PluginError> {
         mask: Tensor::ones((rows, len), DType::U8, device).map_err(host_err)?,
         embeds: e,
     })
+}
+
+fn flat(t: &Tensor) -> Result<Vec<f32>, PluginError> {
+    t.to_dtype(DType::F32)
+        .and_then(|l| l.flatten_all())
+        .and_then(|l| l.to_vec1())
+        .map_err(host_err)
+}
+
+fn detach_side(s: &SideInput) -> SideInput {
+    SideInput {
+        embeds: s.embeds.detach(),
+        mask: s.mask.clone(),
+    }
 }
 
 /// Runs the attributed function over `rows`, differentiating per `mode`.
@@ -116,8 +135,8 @@ pub fn run_rows(
     };
     let tgt = truncate(tgt)?;
     let mode = match mode {
-        GradMode::Layer { name, values } => GradMode::Layer {
-            name,
+        GradMode::Layer { tap, values } => GradMode::Layer {
+            tap,
             values: truncate(values)?,
         },
         other => other,
@@ -147,10 +166,13 @@ pub fn run_rows(
     let hit = RefCell::new(None::<String>);
     let hit_ref = &hit;
     let mut taps = Taps::none();
-    if let (GradMode::Layer { name, .. }, Some(v)) = (&mode, &layer_var) {
+    if let Some(rows) = &rows.rescale_against {
+        taps.rescale_against = Some(Tensor::new(rows.as_slice(), &device).map_err(host_err)?);
+    }
+    if let (GradMode::Layer { tap, .. }, Some(v)) = (&mode, &layer_var) {
         let replacement = v.as_tensor().clone();
-        taps.hook(
-            *name,
+        tap.hook(
+            &mut taps,
             Box::new(move |x: &Tensor| {
                 if x.dims() != replacement.dims() {
                     *hit_ref.borrow_mut() =
@@ -169,22 +191,43 @@ pub fn run_rows(
         .squeeze(1)
         .map_err(host_err)?;
     drop(taps);
-    if let GradMode::Layer { name, .. } = &mode {
+    if let GradMode::Layer { tap, .. } = &mode {
         match hit.into_inner() {
-            None => return Err(host_err(format!("the model has no tap named '{name}'"))),
+            None => return Err(tap.missing()),
             Some(msg) if !msg.is_empty() => {
                 return Err(host_err(format!(
-                    "activation shapes differ at '{name}': {msg}"
+                    "activation shapes differ at '{}': {msg}",
+                    tap.name
                 )))
             }
             Some(_) => {}
         }
     }
-    let values: Vec<f32> = logits
-        .to_dtype(DType::F32)
-        .and_then(|l| l.flatten_all())
-        .and_then(|l| l.to_vec1())
-        .map_err(host_err)?;
+    let values = flat(&logits)?;
+    // Monte Carlo dropout samples: the same rows with dropout on, outside the graph (the step
+    // function treats them as constants).
+    let mut samples = Vec::with_capacity(rows.dropout_samples);
+    for _ in 0..rows.dropout_samples {
+        let detached = ForwardInput {
+            encoder: input.encoder.as_ref().map(detach_side),
+            decoder: detach_side(&input.decoder),
+            logits_at: input.logits_at.clone(),
+        };
+        let mut taps = Taps::none();
+        taps.dropout = true;
+        if let (GradMode::Layer { tap, .. }, Some(v)) = (&mode, &layer_var) {
+            let replacement = v.as_tensor().detach();
+            tap.hook(
+                &mut taps,
+                Box::new(move |_: &Tensor| Ok(replacement.clone())),
+            );
+        }
+        let l = model
+            .forward(&detached, &mut taps)
+            .map_err(host_err)?
+            .logits;
+        samples.push(flat(&l.squeeze(1).map_err(host_err)?)?);
+    }
     let vocab = values.len() / n;
     let shape = [n, vocab];
     let want_grad = !matches!(mode, GradMode::None);
@@ -199,13 +242,17 @@ pub fn run_rows(
             )
         }
     };
+    let sample_views = samples
+        .iter()
+        .map(|s| TensorView::new(&shape, s))
+        .collect::<Result<Vec<_>, _>>()?;
     let out = target_fn
         .compute(StepInput {
             logits: TensorView::new(&shape, &values)?,
             target_ids: rows.target_ids.as_slice().into(),
             contrast_logits,
             contrast_target_ids: contrast_ids.into(),
-            dropout_logits: [].as_slice().into(),
+            dropout_logits: sample_views.as_slice().into(),
             want_grad,
         })
         .into_result()?;

@@ -8,8 +8,12 @@
 //! gradient → step scores are recorded → the caller turns the result into Inseq's output model.
 
 pub mod contrast;
+pub mod evaluate;
 pub mod forward;
 pub mod host_model;
+pub mod internals;
+pub mod layer;
+pub mod plan;
 pub mod result;
 pub mod sequence;
 pub mod step_scores;
@@ -27,6 +31,7 @@ pub use sequence::{baseline_ids, EncodedSequence};
 use crate::generation::{generate, GenerationError, GenerationInput, GenerationParams};
 use crate::models::load::LoadedModel;
 use crate::models::{ModelError, ModelKind};
+use crate::plugins::Instance;
 
 /// What can go wrong in the attribution loop (one line each).
 #[derive(Debug, Error)]
@@ -153,8 +158,7 @@ pub fn encode_batch(
     };
     let mut seqs = Vec::new();
     for (src, tgt) in encoded.into_iter().zip(targets) {
-        let default_start = if decoder_only { src.len() } else { 1 };
-        let steps = positions(tgt.len(), default_start, opts)?;
+        let pos = positions(tgt.len(), decoder_only.then_some(src.len()), opts)?;
         let tokens = |t: &crate::models::tokenizer::TextTokenizer, ids: &[u32]| -> Vec<Token> {
             t.tokens(ids)
                 .into_iter()
@@ -180,7 +184,8 @@ pub fn encode_batch(
             target_tokens: tokens(target_tok, &tgt),
             source_ids,
             target_ids: tgt,
-            steps,
+            steps: pos.steps,
+            attr_pos: (pos.start, pos.end),
             contrast: None,
         });
         if let Some((src, tgt)) = contrast {
@@ -281,47 +286,93 @@ fn generated_texts(
         .collect()
 }
 
-/// Attributed positions `[start, end)` of a target of `len` tokens (negative values count from
-/// the end, as in Inseq).
-pub fn positions(
-    len: usize,
-    default_start: usize,
-    opts: &AttributeOptions,
-) -> Result<Vec<usize>, AttributionError> {
-    let resolve = |v: i64| -> usize {
-        if v < 0 {
-            (len as i64 + v).max(0) as usize
-        } else {
-            (v as usize).min(len)
-        }
-    };
-    let start = opts
-        .attr_pos_start
-        .map(resolve)
-        .unwrap_or(default_start)
-        .max(default_start.min(1));
-    let start = start.max(if default_start > 1 { default_start } else { 1 });
-    let end = opts.attr_pos_end.map(resolve).unwrap_or(len);
-    if start >= end {
-        return Err(AttributionError::BadInput(format!(
-            "nothing to attribute: start position {start} is not before end position {end} (target of {len} tokens)"
-        )));
-    }
-    Ok((start..end).collect())
+/// The attributed steps of one target and the positions Inseq reports for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Positions {
+    /// Attributed target positions, ascending.
+    pub steps: Vec<usize>,
+    /// `attr_pos_start` as Inseq reports it: `attr_pos_end − steps` (one before the first step
+    /// when an encoder-decoder end position is given: Inseq's loop includes that position).
+    pub start: usize,
+    /// `attr_pos_end` as Inseq reports it.
+    pub end: usize,
 }
 
-/// Runs `method` over `sequences` in batches, recording `step_scores` for every step.
+/// Inseq's attributed positions of a target of `len` tokens (`check_attribute_positions`):
+/// negative values count from the end; on decoder-only models (`prompt_len` given) a start
+/// before the end of the prompt, negative ones included, becomes the prompt length; on
+/// encoder-decoder models an explicit end position is attributed too.
+pub fn positions(
+    len: usize,
+    prompt_len: Option<usize>,
+    opts: &AttributeOptions,
+) -> Result<Positions, AttributionError> {
+    let n = len as i64;
+    let bad = |m: String| Err(AttributionError::BadInput(m));
+    let mut start = opts.attr_pos_start;
+    if let Some(p) = prompt_len {
+        if start.is_none_or(|s| s < p as i64) {
+            start = Some(p as i64);
+        }
+    }
+    let mut start = start.unwrap_or(1);
+    let mut end = opts.attr_pos_end.filter(|&e| e <= n).unwrap_or(n);
+    if start < -n || end < -n {
+        return bad(format!(
+            "attribution positions {start}..{end} are out of range for a target of {len} tokens"
+        ));
+    }
+    if start < 0 {
+        start += n;
+    }
+    if end < 0 {
+        end += n;
+    }
+    let start = start.max(1) as usize;
+    let end = end as usize;
+    if start >= end {
+        return bad(format!(
+            "nothing to attribute: start position {start} is not before end position {end} (target of {len} tokens)"
+        ));
+    }
+    let stop = match prompt_len {
+        None => (end + 1).min(len),
+        Some(_) => end,
+    };
+    let steps: Vec<usize> = (start..stop).collect();
+    Ok(Positions {
+        start: end.saturating_sub(steps.len()),
+        end,
+        steps,
+    })
+}
+
+/// Special ids of the model's tokenizers (source and target).
+fn special_ids(loaded: &LoadedModel) -> Vec<u32> {
+    let mut ids = loaded.tokenizer.special_ids();
+    if let Some(t) = &loaded.target_tokenizer {
+        ids.extend(t.special_ids());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Runs `method` over `sequences` in batches, recording `step_scores` for every step. The plan
+/// is checked first ([`plan::check`]): a target that cannot be differentiated, a contrastive
+/// function without contrast inputs... are refused with one clear line.
 pub fn attribute(
     loaded: &LoadedModel,
     model_name: &str,
     sequences: Vec<EncodedSequence>,
-    method: &AttributionMethodBox,
-    target_fn: &StepFunctionBox,
-    step_scores: &[(String, StepFunctionBox)],
+    method: &Instance<AttributionMethodBox>,
+    target_fn: &Instance<StepFunctionBox>,
+    step_scores: &[(String, Instance<StepFunctionBox>)],
     opts: &AttributeOptions,
 ) -> Result<AttributionRun, AttributionError> {
     let start = Instant::now();
     let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
+    plan::check(method, target_fn, step_scores, opts, decoder_only)?;
     let batch = opts.batch_size.unwrap_or(sequences.len()).max(1);
     let mut out = Vec::with_capacity(sequences.len());
     for chunk in sequences.chunks(batch) {
@@ -329,9 +380,14 @@ pub fn attribute(
             model: loaded.model.as_ref(),
             name: model_name.to_string(),
             sequences: chunk,
-            target_fn,
+            target_fn: &target_fn.plugin,
+            dropout_samples: plan::dropout_samples(target_fn),
+            special_ids: special_ids(loaded),
             attribute_target: opts.attribute_target || decoder_only,
-            rows_per_forward: host_model::DEFAULT_ROWS_PER_FORWARD,
+            tokens_per_forward: std::env::var("RINSEQ_TOKENS_PER_FORWARD")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(host_model::DEFAULT_TOKENS_PER_FORWARD),
             force_contrast_inputs: opts.contrast_force_inputs,
         };
         let request = AttributionRequest {

@@ -11,8 +11,7 @@ use super::AttributedSequence;
 /// `attr_pos_end`, as in Inseq.
 pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttribution {
     let seq = &a.sequence;
-    let start = seq.steps.first().copied().unwrap_or(0);
-    let end = seq.steps.last().map_or(start, |s| s + 1);
+    let (start, end) = seq.attr_pos;
     let mut scores = a.scores.clone();
     if let ROption::RSome(t) = &scores.target {
         scores.target = ROption::RSome(truncate_rows(t, end));

@@ -16,6 +16,8 @@ pub struct EncodedSequence {
     /// Attributed target positions: at position `p` the model sees `target[..p]` and the
     /// attributed function scores `target[p]`.
     pub steps: Vec<usize>,
+    /// `(attr_pos_start, attr_pos_end)` as Inseq reports them (see [`super::Positions`]).
+    pub attr_pos: (usize, usize),
     /// Baseline ids of the source (UNK; EOS kept unless `include_eos_baseline`).
     pub source_baseline: Vec<u32>,
     /// Baseline ids of the target.

@@ -9,6 +9,7 @@ use super::host_model::host_err;
 use super::sequence::EncodedSequence;
 use super::AttributionError;
 use crate::models::{ForwardInput, LogitPositions, Model, Side, SideInput, Taps};
+use crate::plugins::Instance;
 
 /// Logits `(positions, vocab)` of one forward of `(source, target)` at `positions`.
 pub fn logits_at(
@@ -16,6 +17,17 @@ pub fn logits_at(
     source: &[u32],
     target: &[u32],
     positions: Vec<usize>,
+) -> Result<(Vec<f32>, usize), AttributionError> {
+    forward_at(model, source, target, positions, false)
+}
+
+/// [`logits_at`], with the model's dropout layers on when `dropout` (Monte Carlo dropout).
+fn forward_at(
+    model: &dyn Model,
+    source: &[u32],
+    target: &[u32],
+    positions: Vec<usize>,
+    dropout: bool,
 ) -> Result<(Vec<f32>, usize), AttributionError> {
     let device = Device::Cpu;
     let side = |side: Side, ids: &[u32]| -> Result<SideInput, AttributionError> {
@@ -36,10 +48,9 @@ pub fn logits_at(
         decoder: side(Side::Decoder, target)?,
         logits_at: LogitPositions::These(positions),
     };
-    let logits = model
-        .forward(&input, &mut Taps::none())
-        .map_err(host_err)?
-        .logits;
+    let mut taps = Taps::none();
+    taps.dropout = dropout;
+    let logits = model.forward(&input, &mut taps).map_err(host_err)?.logits;
     let vocab = logits.dim(2).map_err(host_err)?;
     let values = logits
         .to_dtype(DType::F32)
@@ -53,7 +64,7 @@ pub fn logits_at(
 pub fn record(
     model: &dyn Model,
     seq: &EncodedSequence,
-    fns: &[(String, StepFunctionBox)],
+    fns: &[(String, Instance<StepFunctionBox>)],
 ) -> Result<Vec<(String, Vec<f32>)>, AttributionError> {
     if fns.is_empty() {
         return Ok(Vec::new());
@@ -84,6 +95,15 @@ pub fn record(
     };
     let mut out = Vec::new();
     for (name, f) in fns {
+        let positions = || seq.steps.iter().map(before).collect::<Vec<_>>();
+        let samples = (0..super::plan::dropout_samples(f))
+            .map(|_| forward_at(model, &seq.source_ids, &seq.target_ids, positions(), true))
+            .map(|r| r.map(|(v, _)| v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sample_views = samples
+            .iter()
+            .map(|s| TensorView::new(&shape, s))
+            .collect::<Result<Vec<_>, _>>()?;
         let (contrast_logits, contrast_ids) = match &contrast {
             Some((v, ids)) => (ROption::RSome(TensorView::new(&shape, v)?), ids.as_slice()),
             None => (ROption::RNone, &[][..]),
@@ -94,7 +114,7 @@ pub fn record(
                 target_ids: targets.as_slice().into(),
                 contrast_logits,
                 contrast_target_ids: contrast_ids.into(),
-                dropout_logits: [].as_slice().into(),
+                dropout_logits: sample_views.as_slice().into(),
                 want_grad: false,
             })
             .into_result()?;

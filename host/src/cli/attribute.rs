@@ -253,7 +253,12 @@ pub fn run(
             .map(|a| tok.decode(&a.sequence.target_ids, true))
             .collect::<Result<Vec<_>, _>>()?;
         info.insert("generated_texts".into(), texts.into());
-        let out = to_output(&run, decoder_only, class, info);
+        let mut out = to_output(&run, decoder_only, class, info);
+        if args.output_step_attributions {
+            out.step_attributions = Some(crate::output::steps::step_outputs(
+                &out.sequence_attributions,
+            ));
+        }
         let options = SaveOptions {
             overwrite: true,
             compress: args.compress,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::marian::ids_of;
 use super::registry::{Architecture, BuildArgs};
-use super::seq2seq::{build_from, Seq2SeqConfig};
+use super::seq2seq::{build_from, Dropouts, Seq2SeqConfig};
 use super::{ModelKind, ModelSpec};
 
 /// The fields of HF `BartConfig` / `MBartConfig` that the forward uses (transformers defaults).
@@ -47,6 +47,15 @@ pub struct BartConfig {
     /// Multiply embeddings by `sqrt(d_model)`.
     #[serde(default)]
     pub scale_embedding: bool,
+    /// `dropout` (MC dropout only).
+    #[serde(default = "d_dropout")]
+    pub dropout: f64,
+    /// `attention_dropout` (MC dropout only).
+    #[serde(default)]
+    pub attention_dropout: f64,
+    /// `activation_dropout` (MC dropout only).
+    #[serde(default)]
+    pub activation_dropout: f64,
     /// Padding id.
     #[serde(default = "d_pad")]
     pub pad_token_id: Option<u32>,
@@ -76,6 +85,10 @@ fn d_16() -> usize {
 fn d_4096() -> usize {
     4096
 }
+fn d_dropout() -> f64 {
+    0.1
+}
+
 fn d_gelu() -> String {
     "gelu".into()
 }
@@ -107,6 +120,11 @@ impl BartConfig {
             pre_norm: mbart,
             final_layer_norm: mbart,
             layer_norm_eps: 1e-5,
+            dropout: Dropouts {
+                hidden: self.dropout,
+                attention: self.attention_dropout,
+                activation: self.activation_dropout,
+            },
         }
     }
 

@@ -58,6 +58,19 @@ pub struct Gpt2Config {
     /// Also divide scores by `layer_index + 1`.
     #[serde(default)]
     pub scale_attn_by_inverse_layer_idx: bool,
+    /// Dropout after the embeddings (MC dropout only).
+    #[serde(default = "default_pdrop")]
+    pub embd_pdrop: f64,
+    /// Dropout of the attention probabilities (MC dropout only).
+    #[serde(default = "default_pdrop")]
+    pub attn_pdrop: f64,
+    /// Dropout of the attention and MLP outputs (MC dropout only).
+    #[serde(default = "default_pdrop")]
+    pub resid_pdrop: f64,
+}
+
+fn default_pdrop() -> f64 {
+    0.1
 }
 
 struct Names {
@@ -232,7 +245,9 @@ impl Gpt2 {
         let n = &blk.names;
         let d = self.cfg.n_embd;
         let h = self.cfg.n_head;
+        let x = &taps.input(&n.block, x.clone())?;
         let xn = taps.apply(&n.ln1, self.ln(x, &blk.ln1)?)?;
+        let xn = taps.input(&n.attn, xn)?;
         let qkv = taps.apply(&n.c_attn, blk.c_attn.forward(&xn)?)?;
         let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, h)?;
         let k = split_heads(&qkv.narrow(D::Minus1, d, d)?, h)?;
@@ -241,16 +256,20 @@ impl Gpt2 {
             Some(c) => append_kv(c, k, v)?,
             None => (k, v),
         };
-        let (out, probs) = ops::attention(&q, &k, &v, bias, blk.scale)?;
+        let (out, probs) =
+            ops::attention(&q, &k, &v, bias, blk.scale, (taps, self.cfg.attn_pdrop))?;
         taps.record_attention(&n.attn, &probs);
         let out = taps.apply(&n.c_proj, blk.c_proj.forward(&merge_heads(&out)?)?)?;
-        let out = taps.apply(&n.attn, out)?;
+        let out = taps.apply(&n.attn, taps.dropout(out, self.cfg.resid_pdrop)?)?;
         let x = (x + out)?;
         let xn = taps.apply(&n.ln2, self.ln(&x, &blk.ln2)?)?;
+        let xn = taps.input(&n.mlp, xn)?;
+        let xn = taps.input(&n.c_fc, xn)?;
         let m = taps.apply(&n.c_fc, blk.c_fc.forward(&xn)?)?;
-        let m = taps.apply(&n.act, ops::activation(&self.cfg.activation_function, &m)?)?;
+        let m = taps.activation(&n.act, &self.cfg.activation_function, &m)?;
+        let m = taps.input(&n.mlp_proj, m)?;
         let m = taps.apply(&n.mlp_proj, blk.mlp_proj.forward(&m)?)?;
-        let m = taps.apply(&n.mlp, m)?;
+        let m = taps.apply(&n.mlp, taps.dropout(m, self.cfg.resid_pdrop)?)?;
         taps.apply(&n.block, (x + m)?)
     }
 }
@@ -277,7 +296,10 @@ impl Model for Gpt2 {
             "transformer.wpe",
             self.positions(mask, t)?.to_dtype(x.dtype())?,
         )?;
-        let mut x = taps.apply("transformer.drop", (x + pos)?)?;
+        let mut x = taps.apply(
+            "transformer.drop",
+            taps.dropout((x + pos)?, self.cfg.embd_pdrop)?,
+        )?;
         taps.record_hidden("transformer.drop", &x);
         let bias = ops::attention_bias(mask, t, 0, true, x.dtype())?;
         let last = self.blocks.len().saturating_sub(1);

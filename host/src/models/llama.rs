@@ -69,6 +69,9 @@ pub struct LlamaConfig {
     /// Biases on q/k/v/o (Llama); Qwen2 always has q/k/v biases.
     #[serde(default)]
     pub attention_bias: bool,
+    /// Dropout of the attention probabilities (MC dropout only).
+    #[serde(default)]
+    pub attention_dropout: f64,
     /// Biases on the MLP projections.
     #[serde(default)]
     pub mlp_bias: bool,
@@ -365,7 +368,9 @@ impl Llama {
     ) -> Result<Tensor> {
         let n = &l.names;
         let (h, kv) = (self.cfg.num_attention_heads, self.cfg.kv_heads());
+        let x = &taps.input(&n.block, x.clone())?;
         let xn = taps.apply(&n.ln1, ops::rms_norm(x, &l.ln1, self.cfg.rms_norm_eps)?)?;
+        let xn = taps.input(&n.attn, xn)?;
         let q = taps.apply(&n.q, l.q.forward(&xn)?)?;
         let k = taps.apply(&n.k, l.k.forward(&xn)?)?;
         let v = taps.apply(&n.v, l.v.forward(&xn)?)?;
@@ -381,16 +386,21 @@ impl Llama {
             _ => &ctx.bias_full,
         };
         let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-        let (out, probs) = ops::attention(&q, &k, &v, bias, scale)?;
+        let (out, probs) =
+            ops::attention(&q, &k, &v, bias, scale, (taps, self.cfg.attention_dropout))?;
         taps.record_attention(&n.attn, &probs);
         let out = taps.apply(&n.o, l.o.forward(&merge_heads(&out)?)?)?;
         let out = taps.apply(&n.attn, out)?;
         let x = (x + out)?;
         let xn = taps.apply(&n.ln2, ops::rms_norm(&x, &l.ln2, self.cfg.rms_norm_eps)?)?;
-        let g = taps.apply(&n.gate, l.gate.forward(&xn)?)?;
-        let g = taps.apply(&n.act, ops::activation(&self.cfg.hidden_act, &g)?)?;
-        let u = taps.apply(&n.up, l.up.forward(&xn)?)?;
-        let m = taps.apply(&n.down, l.down.forward(&(g * u)?)?)?;
+        let xn = taps.input(&n.mlp, xn)?;
+        let xg = taps.input(&n.gate, xn.clone())?;
+        let g = taps.apply(&n.gate, l.gate.forward(&xg)?)?;
+        let g = taps.activation(&n.act, &self.cfg.hidden_act, &g)?;
+        let xu = taps.input(&n.up, xn)?;
+        let u = taps.apply(&n.up, l.up.forward(&xu)?)?;
+        let gu = taps.input(&n.down, (g * u)?)?;
+        let m = taps.apply(&n.down, l.down.forward(&gu)?)?;
         let m = taps.apply(&n.mlp, m)?;
         taps.apply(&n.block, (x + m)?)
     }

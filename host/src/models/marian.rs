@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::registry::{Architecture, BuildArgs};
-use super::seq2seq::{build_from, Seq2SeqConfig};
+use super::seq2seq::{build_from, Dropouts, Seq2SeqConfig};
 use super::{ModelKind, ModelSpec};
 
 /// The fields of HF `MarianConfig` that the forward uses (defaults as in transformers).
@@ -46,6 +46,15 @@ pub struct MarianConfig {
     /// Multiply embeddings by `sqrt(d_model)`.
     #[serde(default)]
     pub scale_embedding: bool,
+    /// `dropout` (MC dropout only).
+    #[serde(default = "d_dropout")]
+    pub dropout: f64,
+    /// `attention_dropout` (MC dropout only).
+    #[serde(default)]
+    pub attention_dropout: f64,
+    /// `activation_dropout` (MC dropout only).
+    #[serde(default)]
+    pub activation_dropout: f64,
     /// Padding id (also the decoder start for Marian).
     #[serde(default = "d_pad")]
     pub pad_token_id: Option<u32>,
@@ -78,6 +87,10 @@ fn d_16() -> usize {
 fn d_4096() -> usize {
     4096
 }
+fn d_dropout() -> f64 {
+    0.1
+}
+
 fn d_gelu() -> String {
     "gelu".into()
 }
@@ -117,6 +130,11 @@ impl MarianConfig {
             pre_norm: false,
             final_layer_norm: false,
             layer_norm_eps: 1e-5,
+            dropout: Dropouts {
+                hidden: self.dropout,
+                attention: self.attention_dropout,
+                activation: self.activation_dropout,
+            },
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod bart;
 pub mod causal;
+pub mod deeplift;
 pub mod error;
 pub mod gguf;
 pub mod gpt2;

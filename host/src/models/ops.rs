@@ -208,13 +208,15 @@ pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
 
 /// Scaled dot-product attention with an additive `bias` `(b, 1, q, k)` and GQA.
 /// `q` is `(b, heads, q, d)`, `k`/`v` are `(b, kv_heads, k, d)`. Returns the output
-/// `(b, heads, q, d)` and the probabilities `(b, heads, q, k)`.
+/// `(b, heads, q, d)` and the probabilities `(b, heads, q, k)`; `dropout` = the forward's taps and
+/// the model's attention-probability dropout (HF `attn_dropout`), active only under MC dropout.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     bias: &Tensor,
     scale: f64,
+    dropout: (&super::Taps, f64),
 ) -> Result<(Tensor, Tensor)> {
     let n_rep = q.dim(1)? / k.dim(1)?;
     let k = repeat_kv(k, n_rep)?;
@@ -226,7 +228,10 @@ pub fn attention(
     } else {
         softmax_last(&scores)?
     };
-    let out = probs.matmul(&v.contiguous()?)?;
+    let out = dropout
+        .0
+        .dropout(probs.clone(), dropout.1)?
+        .matmul(&v.contiguous()?)?;
     Ok((out, probs))
 }
 

@@ -30,6 +30,10 @@ fn d_128() -> usize {
 fn d_eps() -> f64 {
     1e-6
 }
+fn d_dropout() -> f64 {
+    0.1
+}
+
 fn d_relu() -> String {
     "relu".into()
 }
@@ -63,6 +67,9 @@ pub struct T5Config {
     /// RMSNorm epsilon.
     #[serde(default = "d_eps")]
     pub layer_norm_epsilon: f64,
+    /// Dropout everywhere (MC dropout only).
+    #[serde(default = "d_dropout")]
+    pub dropout_rate: f64,
     /// `relu`, `gelu`, `gated-gelu` (gelu_new), `gated-silu`, ...
     #[serde(default = "d_relu")]
     pub feed_forward_proj: String,
@@ -202,7 +209,7 @@ impl T5 {
             .bias(false, s, s, 0)?
             .broadcast_add(&ops::attention_bias(mask, 1, 0, false, x.dtype())?)?;
         taps.record_hidden("encoder.embed_tokens", x);
-        let mut h = x.clone();
+        let mut h = taps.dropout(x.clone(), self.cfg.dropout_rate)?;
         for (i, b) in self.encoder.iter().enumerate() {
             h = b.forward(&h, &bias, None, None, taps)?;
             if i + 1 < self.encoder.len() {
@@ -212,7 +219,7 @@ impl T5 {
         let h = ops::rms_norm(&h, &self.enc_norm, self.cfg.layer_norm_epsilon)?;
         let h = taps.apply("encoder.final_layer_norm", h)?;
         taps.record_hidden("encoder.final_layer_norm", &h);
-        Ok(h)
+        taps.dropout(h, self.cfg.dropout_rate)
     }
 
     /// Projects the encoder output to the keys/values of every cross-attention.
@@ -238,7 +245,7 @@ impl T5 {
             .bias(true, t, k, start)?
             .broadcast_add(&ops::attention_bias(mask, t, start, true, x.dtype())?)?;
         taps.record_hidden("decoder.embed_tokens", x);
-        let mut h = x.clone();
+        let mut h = taps.dropout(x.clone(), self.cfg.dropout_rate)?;
         for (i, b) in self.decoder.iter().enumerate() {
             let cache = caches.as_deref_mut().and_then(|c| c.get_mut(i));
             h = b.forward(&h, &bias, Some((&cross.0[i], cross.1)), cache, taps)?;
@@ -249,6 +256,7 @@ impl T5 {
         let h = ops::rms_norm(&h, &self.dec_norm, self.cfg.layer_norm_epsilon)?;
         let h = taps.apply("decoder.final_layer_norm", h)?;
         taps.record_hidden("decoder.final_layer_norm", &h);
+        let h = taps.dropout(h, self.cfg.dropout_rate)?;
         let h = super::seq2seq::select_positions(&h, at)?;
         let h = match self.scale_output {
             true => (h * (self.cfg.d_model as f64).powf(-0.5))?,

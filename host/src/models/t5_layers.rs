@@ -65,10 +65,11 @@ struct T5Attention {
     v: ConstLinear,
     o: ConstLinear,
     heads: usize,
+    dropout: f64,
 }
 
 impl T5Attention {
-    fn load(w: &Weights, p: &str, heads: usize) -> LoadResult<Self> {
+    fn load(w: &Weights, p: &str, heads: usize, dropout: f64) -> LoadResult<Self> {
         let lin = |n: &str| {
             Ok::<_, ModelError>(ConstLinear::new(w.get(&format!("{p}.{n}.weight"))?, None))
         };
@@ -78,6 +79,7 @@ impl T5Attention {
             v: lin("v")?,
             o: lin("o")?,
             heads,
+            dropout,
         })
     }
 
@@ -104,7 +106,7 @@ impl T5Attention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let q = self.split(&taps.apply(&format!("{name}.q"), self.q.forward(x)?)?)?;
-        let (out, probs) = ops::attention(&q, &kv.0, &kv.1, bias, 1.0)?;
+        let (out, probs) = ops::attention(&q, &kv.0, &kv.1, bias, 1.0, (taps, self.dropout))?;
         taps.record_attention(name, &probs);
         let out = out.transpose(1, 2)?.reshape((b, t, ()))?;
         let out = taps.apply(&format!("{name}.o"), self.o.forward(&out)?)?;
@@ -118,6 +120,7 @@ struct T5FeedForward {
     wi: Vec<ConstLinear>,
     wo: ConstLinear,
     act: String,
+    dropout: f64,
 }
 
 impl T5FeedForward {
@@ -125,15 +128,17 @@ impl T5FeedForward {
         let h = match self.wi.as_slice() {
             [wi] => {
                 let h = taps.apply(&format!("{name}.wi"), wi.forward(x)?)?;
-                taps.apply(&format!("{name}.act"), ops::activation(&self.act, &h)?)?
+                taps.activation(&format!("{name}.act"), &self.act, &h)?
             }
             [w0, w1] => {
                 let g = taps.apply(&format!("{name}.wi_0"), w0.forward(x)?)?;
-                let g = taps.apply(&format!("{name}.act"), ops::activation(&self.act, &g)?)?;
+                let g = taps.activation(&format!("{name}.act"), &self.act, &g)?;
                 (g * taps.apply(&format!("{name}.wi_1"), w1.forward(x)?)?)?
             }
             _ => candle_core::bail!("{name}: malformed feed-forward"),
         };
+        let h = taps.dropout(h, self.dropout)?;
+        let h = taps.input(&format!("{name}.wo"), h)?;
         let out = taps.apply(&format!("{name}.wo"), self.wo.forward(&h)?)?;
         taps.apply(name, out)
     }
@@ -148,6 +153,7 @@ pub struct T5Block {
     ff: T5FeedForward,
     norms: Vec<Tensor>,
     eps: f64,
+    dropout: f64,
     /// Tap names.
     pub names: T5Names,
 }
@@ -159,7 +165,7 @@ impl T5Block {
             .map(|s| w.get(&format!("{s}.layer_norm.weight")))
             .collect::<LoadResult<Vec<_>>>()?;
         let cross_attn = match names.attn.get(1) {
-            Some(a) => Some(T5Attention::load(w, a, cfg.num_heads)?),
+            Some(a) => Some(T5Attention::load(w, a, cfg.num_heads, cfg.dropout_rate)?),
             None => None,
         };
         let (gated, act) = cfg.activation();
@@ -172,15 +178,17 @@ impl T5Block {
             false => vec![lin("wi")?],
         };
         Ok(Self {
-            self_attn: T5Attention::load(w, &names.attn[0], cfg.num_heads)?,
+            self_attn: T5Attention::load(w, &names.attn[0], cfg.num_heads, cfg.dropout_rate)?,
             cross_attn,
             ff: T5FeedForward {
                 wi,
                 wo: lin("wo")?,
                 act,
+                dropout: cfg.dropout_rate,
             },
             norms,
             eps: cfg.layer_norm_epsilon,
+            dropout: cfg.dropout_rate,
             names,
         })
     }
@@ -209,7 +217,10 @@ impl T5Block {
         taps: &mut Taps,
     ) -> Result<Tensor> {
         let n = &self.names;
+        let x = &taps.input(&n.block, x.clone())?;
+        let x = &taps.input(&n.sub[0], x.clone())?;
         let h = self.norm(0, x, taps)?;
+        let h = taps.input(&n.attn[0], h)?;
         let (k, v) = self.self_attn.kv(&h, &n.attn[0], taps)?;
         let kv = match cache {
             Some(slot) => {
@@ -223,16 +234,20 @@ impl T5Block {
             None => (k, v),
         };
         let a = self.self_attn.attend(&h, &kv, bias, &n.attn[0], taps)?;
-        let mut x = taps.apply(&n.sub[0], (x + a)?)?;
+        let mut x = taps.apply(&n.sub[0], (x + taps.dropout(a, self.dropout)?)?)?;
         if let (Some(attn), Some((kv, cross_bias))) = (&self.cross_attn, cross) {
+            x = taps.input(&n.sub[1], x)?;
             let h = self.norm(1, &x, taps)?;
+            let h = taps.input(&n.attn[1], h)?;
             let a = attn.attend(&h, kv, cross_bias, &n.attn[1], taps)?;
-            x = taps.apply(&n.sub[1], (x + a)?)?;
+            x = taps.apply(&n.sub[1], (x + taps.dropout(a, self.dropout)?)?)?;
         }
         let last = n.sub.len() - 1;
+        let x = taps.input(&n.sub[last], x)?;
         let h = self.norm(last, &x, taps)?;
+        let h = taps.input(&n.ff, h)?;
         let f = self.ff.forward(&h, &n.ff, taps)?;
-        let x = taps.apply(&n.sub[last], (x + f)?)?;
+        let x = taps.apply(&n.sub[last], (x + taps.dropout(f, self.dropout)?)?)?;
         taps.apply(&n.block, x)
     }
 }

@@ -7,6 +7,8 @@
 
 use candle_core::{Result, Tensor};
 
+use super::{deeplift, ops};
+
 /// A hook: receives the activation at a tap and returns the tensor the model continues with.
 pub type Hook<'a> = Box<dyn FnMut(&Tensor) -> Result<Tensor> + 'a>;
 
@@ -22,7 +24,13 @@ pub struct Taps<'a> {
     pub attentions: Vec<(String, Tensor)>,
     /// Recorded hidden states: (module path, `(batch, len, hidden)`), in forward order.
     pub hidden_states: Vec<(String, Tensor)>,
+    /// DeepLIFT's rescale rule (see [`deeplift`]): the batch row each row is compared with, as a
+    /// `u32` index tensor; `None` = plain gradients.
+    pub rescale_against: Option<Tensor>,
+    /// Monte Carlo dropout: apply the model's dropout layers (HF `train()` mode) in this forward.
+    pub dropout: bool,
     hooks: Vec<(String, Hook<'a>)>,
+    input_hooks: Vec<(String, Hook<'a>)>,
 }
 
 impl<'a> Taps<'a> {
@@ -37,9 +45,46 @@ impl<'a> Taps<'a> {
         self
     }
 
+    /// Registers `hook` on the *input* of the module `name` (Captum's `attribute_to_layer_input`).
+    /// Models serve module inputs for layers, attention and MLP modules and the MLP's linears.
+    pub fn hook_input(&mut self, name: impl Into<String>, hook: Hook<'a>) -> &mut Self {
+        self.input_hooks.push((name.into(), hook));
+        self
+    }
+
     /// Whether any hook is registered (models may skip building tap names when none is).
     pub fn has_hooks(&self) -> bool {
-        !self.hooks.is_empty()
+        !self.hooks.is_empty() || !self.input_hooks.is_empty()
+    }
+
+    /// An HF `nn.Dropout(p)`: identity unless [`Self::dropout`] is set.
+    pub fn dropout(&self, x: Tensor, p: f64) -> Result<Tensor> {
+        if !self.dropout || p <= 0.0 {
+            return Ok(x);
+        }
+        candle_nn::ops::dropout(&x, p as f32)
+    }
+
+    /// Passes the input of the module `name` through the input hooks registered there.
+    pub fn input(&mut self, name: &str, mut x: Tensor) -> Result<Tensor> {
+        for (n, h) in self.input_hooks.iter_mut() {
+            if n == name {
+                x = h(&x)?;
+            }
+        }
+        Ok(x)
+    }
+
+    /// Applies the HF activation `act` (config name) as the module `name`, then its output tap.
+    /// Under [`Self::rescale_against`], activations that HF builds as modules Captum's DeepLift
+    /// rescales (`relu` = `nn.ReLU`, `tanh` = `nn.Tanh`) get the rescale multipliers as gradient.
+    pub fn activation(&mut self, name: &str, act: &str, x: &Tensor) -> Result<Tensor> {
+        let y = ops::activation(act, x)?;
+        let y = match &self.rescale_against {
+            Some(rows) => deeplift::rescale(act, x, y, rows)?,
+            None => y,
+        };
+        self.apply(name, y)
     }
 
     /// Passes the activation at `name` through the hooks registered there.

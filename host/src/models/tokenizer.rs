@@ -235,6 +235,23 @@ impl TextTokenizer {
         Ok(ids)
     }
 
+    /// Every special id (Inseq's `tokenizer.all_special_ids`): added tokens flagged special,
+    /// plus BOS, EOS, padding and unknown.
+    pub fn special_ids(&self) -> Vec<u32> {
+        let s = &self.special;
+        let mut ids: Vec<u32> = (self.inner.get_added_tokens_decoder().into_iter())
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .chain(s.bos)
+            .chain(s.eos.iter().copied())
+            .chain(s.pad)
+            .chain(s.unk)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Text of `ids`.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ModelError> {
         self.inner

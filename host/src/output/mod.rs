@@ -52,6 +52,7 @@ pub mod options;
 pub mod pyjson;
 mod pyjson_parse;
 pub mod safetensors_blob;
+pub mod steps;
 
 pub use error::OutputError;
 pub use model::{

@@ -11,6 +11,7 @@ use rinseq_sdk::{
 use serde_json::Value;
 
 use super::error::PluginLoadError;
+use super::instance::Instance;
 use super::library::{load_library, LoadedLibrary};
 use super::registry_file::{resolve_library_path, RegistryFile};
 
@@ -173,10 +174,10 @@ impl PluginRegistry {
         &self,
         name: &str,
         params: &Value,
-    ) -> Result<AttributionMethodBox, PluginLoadError> {
+    ) -> Result<Instance<AttributionMethodBox>, PluginLoadError> {
         let p = self.find(PluginKind::Attribution, name)?;
         match p.descriptor.factory {
-            PluginFactory::Attribution(f) => instantiate(p, params, f),
+            PluginFactory::Attribution(f) => instance(p, params, f),
             _ => unreachable!("kind checked by find"),
         }
     }
@@ -186,10 +187,10 @@ impl PluginRegistry {
         &self,
         name: &str,
         params: &Value,
-    ) -> Result<StepFunctionBox, PluginLoadError> {
+    ) -> Result<Instance<StepFunctionBox>, PluginLoadError> {
         let p = self.find(PluginKind::StepFunction, name)?;
         match p.descriptor.factory {
-            PluginFactory::StepFunction(f) => instantiate(p, params, f),
+            PluginFactory::StepFunction(f) => instance(p, params, f),
             _ => unreachable!("kind checked by find"),
         }
     }
@@ -202,6 +203,20 @@ impl PluginRegistry {
             _ => unreachable!("kind checked by find"),
         }
     }
+}
+
+/// [`instantiate`] with the name, capabilities and parameters kept beside the plugin.
+fn instance<T>(
+    p: &RegisteredPlugin,
+    params: &Value,
+    factory: extern "C" fn(RStr<'_>) -> abi_stable::std_types::RResult<T, PluginError>,
+) -> Result<Instance<T>, PluginLoadError> {
+    Ok(Instance {
+        name: p.descriptor.name.to_string(),
+        capabilities: p.descriptor.capabilities.clone(),
+        params: merge(&p.defaults, params),
+        plugin: instantiate(p, params, factory)?,
+    })
 }
 
 fn instantiate<T>(

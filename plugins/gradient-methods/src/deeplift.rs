@@ -4,7 +4,8 @@
 //! The multipliers come from the host: a [`GradientRule::DEEPLIFT_RESCALE`] request whose first
 //! point is the baseline and whose second point is the actual input; the plugin reads the
 //! multipliers at the second point and the scores of both points for the convergence delta.
-//! **Host support for this rule is required** (the rinseq host does not implement it yet).
+//! As in Captum, only non-linearities HF builds as `nn.ReLU`/`nn.Tanh` modules are rescaled
+//! (GELU/SiLU models get plain gradients, i.e. `(x − x′) ⊙ ∇f(x)`).
 
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
@@ -41,7 +42,7 @@ impl PluginInfo for DeepLift {
     const NAME: &'static str = "deeplift";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
-        "DeepLIFT rescale-rule multipliers times (input - baseline) (Captum DeepLift; needs host rule support).";
+        "DeepLIFT rescale-rule multipliers times (input - baseline) (Captum DeepLift).";
     type Params = DeepLiftParams;
     fn capabilities() -> Capabilities {
         Capabilities::method(
@@ -68,8 +69,9 @@ impl AttributionPlugin for DeepLift {
 }
 
 /// DeepLIFT at `wrt` (input embeddings or a layer) for every sequence. For a layer, the baseline
-/// point carries the layer's activation at the baseline input, and deltas compare the model at
-/// the actual and baseline *inputs* (Captum `LayerDeepLift`).
+/// point is the baseline *input* (token ids), so that every non-linearity above the layer is
+/// compared with its value in the baseline forward, and deltas compare the model at the actual
+/// and baseline inputs (Captum `LayerDeepLift`).
 pub fn run_deeplift(
     host: &Host<'_>,
     request: &AttributionRequest,
@@ -93,7 +95,9 @@ pub fn run_deeplift(
             2,
             &mut progress,
             |k| {
-                if k == 0 {
+                if k == 0 && *wrt != Wrt::InputEmbeddings {
+                    Ok(baseline_input_ids(request, i))
+                } else if k == 0 {
                     ends.baseline_point()
                 } else {
                     Ok(InputPoint::actual())
@@ -131,4 +135,18 @@ pub fn run_deeplift(
         out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
     }
     Ok(out)
+}
+
+/// The baseline input of sequence `i` as token ids: the source always, the target when it is an
+/// input (decoder-only models, or `attribute_target`), as Captum's baseline forward.
+fn baseline_input_ids(request: &AttributionRequest, i: usize) -> InputPoint {
+    let seq = &request.sequences[i];
+    InputPoint {
+        source: PointSide::Ids(seq.source_baseline_ids.clone()),
+        target: if request.attribute_target {
+            PointSide::Ids(seq.target_baseline_ids.clone())
+        } else {
+            PointSide::Actual
+        },
+    }
 }

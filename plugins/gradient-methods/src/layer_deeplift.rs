@@ -2,11 +2,10 @@
 //! `(a − a′) ⊙ m`, with `a`/`a′` the layer's activations at the actual and baseline inputs and
 //! `m` the DeepLIFT multipliers of the attributed function with respect to the layer.
 //!
-//! **Needs host support for [`GradientRule::DEEPLIFT_RESCALE`]** (not in the rinseq host yet): the
-//! plugin sends the baseline point first (the layer's activation at the baseline input, as
-//! `PointSide::Values`) and the actual input second, and reads the multipliers at the second point.
-//! Captum computes the references of every non-linearity above the layer from a forward of the
-//! whole baseline *input*; the host should do the same for this first point.
+//! The plugin sends a [`GradientRule::DEEPLIFT_RESCALE`] request whose first point is the baseline
+//! *input* (token ids: the host runs it whole, so every non-linearity above the layer has its
+//! baseline reference, as in Captum) and whose second point is the actual input, and reads the
+//! multipliers at the layer for the second point.
 
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
@@ -51,7 +50,7 @@ impl PluginInfo for LayerDeepLift {
     const NAME: &'static str = "layer_deeplift";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
-        "DeepLIFT w.r.t. a layer's activation (Captum LayerDeepLift; needs host rule support).";
+        "DeepLIFT w.r.t. a layer's activation (Captum LayerDeepLift).";
     type Params = LayerDeepLiftParams;
     fn capabilities() -> Capabilities {
         Capabilities::method(

@@ -1,7 +1,7 @@
 //! Gradient-based attribution methods (Captum semantics, as wrapped by Inseq 0.7.1):
 //! `saliency`, `input_x_gradient`, `integrated_gradients`, `gradient_shap`,
-//! `sequential_integrated_gradients`, `deeplift`, and the layer methods
-//! `layer_integrated_gradients`, `layer_gradient_x_activation` and `layer_deeplift`.
+//! `sequential_integrated_gradients`, `discretized_integrated_gradients`, `deeplift`, and the
+//! layer methods `layer_integrated_gradients`, `layer_gradient_x_activation` and `layer_deeplift`.
 //!
 //! Every method sends the host few large [`rinseq_sdk::GradientRequest`]s (all the steps of a
 //! sequence, and all its path points unless `internal_batch_size` chunks them) and lays the
@@ -12,6 +12,7 @@
 
 mod common;
 mod deeplift;
+mod discretized_integrated_gradients;
 mod gradient_shap;
 mod input_x_gradient;
 mod integrated_gradients;
@@ -23,6 +24,7 @@ mod saliency;
 mod sequential_integrated_gradients;
 
 pub use deeplift::DeepLift;
+pub use discretized_integrated_gradients::DiscretizedIntegratedGradients;
 pub use gradient_shap::GradientShap;
 pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::IntegratedGradients;
@@ -39,6 +41,7 @@ rinseq_sdk::export_plugins! {
         IntegratedGradients,
         GradientShap,
         SequentialIntegratedGradients,
+        DiscretizedIntegratedGradients,
         DeepLift,
         LayerIntegratedGradients,
         LayerGradientXActivation,

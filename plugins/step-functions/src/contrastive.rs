@@ -52,13 +52,16 @@ fn scaled(mut v: Vec<f64>, s: f64) -> Vec<f64> {
 /// Implements [`PluginInfo`] for a contrastive step function.
 macro_rules! contrastive_info {
     ($ty:ty, $name:literal, $params:ty, $agg:literal, $desc:literal) => {
+        contrastive_info!($ty, $name, $params, $agg, $desc, Flags::NEEDS_CONTRAST);
+    };
+    ($ty:ty, $name:literal, $params:ty, $agg:literal, $desc:literal, $flags:expr) => {
         impl PluginInfo for $ty {
             const NAME: &'static str = $name;
             const VERSION: &'static str = env!("CARGO_PKG_VERSION");
             const DESCRIPTION: &'static str = $desc;
             type Params = $params;
             fn capabilities() -> Capabilities {
-                Capabilities::step_function(Flags::NEEDS_CONTRAST, $agg)
+                Capabilities::step_function($flags, $agg)
             }
         }
     };
@@ -249,7 +252,8 @@ impl Default for KlParams {
 ///
 /// Gradients: `dKL/dz_j = P_j (ln P_j - ln Q_j - KL)` and `dKL/dz'_j = Q_j - P_j` on kept
 /// entries, 0 on masked ones (the masks are piecewise constant). Inseq refuses this function as
-/// an attribution target unless `contrast_force_inputs=True`; that check belongs to the host.
+/// an attribution target unless `contrast_force_inputs=True`: [`Flags::NEEDS_FORCED_CONTRAST`]
+/// asks the host to do the same.
 pub struct KlDivergence {
     top_k: usize,
     top_p: f64,
@@ -260,7 +264,8 @@ contrastive_info!(
     "kl_divergence",
     KlParams,
     "sum",
-    "KL divergence between the original and contrast next-token distributions (top-k/top-p filtered)."
+    "KL divergence between the original and contrast next-token distributions (top-k/top-p filtered).",
+    Flags::NEEDS_CONTRAST | Flags::NEEDS_FORCED_CONTRAST
 );
 impl StepFunctionPlugin for KlDivergence {
     fn new(p: KlParams) -> Result<Self, PluginError> {

@@ -498,7 +498,11 @@ fn capabilities_and_registration() {
         (step_function::<ContrastLogitsDiff>(), nc, "absmax"),
         (step_function::<ContrastProbDiff>(), nc, "prod"),
         (step_function::<Pcxmi>(), nc, "sum"),
-        (step_function::<KlDivergence>(), nc, "sum"),
+        (
+            step_function::<KlDivergence>(),
+            nc | Flags::NEEDS_FORCED_CONTRAST,
+            "sum",
+        ),
         (step_function::<InContextPvi>(), nc, "absmax"),
         (
             step_function::<McDropoutProbAvg>(),

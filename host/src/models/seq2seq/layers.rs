@@ -124,6 +124,8 @@ pub struct Attention {
     pub o: ConstLinear,
     /// Number of heads.
     pub heads: usize,
+    /// Dropout of the attention probabilities (MC dropout only).
+    pub dropout: f64,
 }
 
 impl Attention {
@@ -154,7 +156,7 @@ impl Attention {
         let (b, t, d) = x.dims3()?;
         let q = self.split(&taps.apply(&names.q, self.q.forward(x)?)?)?;
         let scale = 1.0 / ((d / self.heads) as f64).sqrt();
-        let (out, probs) = ops::attention(&q, &kv.0, &kv.1, bias, scale)?;
+        let (out, probs) = ops::attention(&q, &kv.0, &kv.1, bias, scale, (taps, self.dropout))?;
         taps.record_attention(&names.module, &probs);
         let out = out.transpose(1, 2)?.reshape((b, t, d))?;
         let out = taps.apply(&names.o, self.o.forward(&out)?)?;
@@ -171,12 +173,17 @@ pub struct FeedForward {
     pub fc2: ConstLinear,
     /// HF activation name (`activation_function`).
     pub act: String,
+    /// Dropout after the activation (MC dropout only).
+    pub activation_dropout: f64,
 }
 
 impl FeedForward {
     fn forward(&self, x: &Tensor, n: &LayerNames, taps: &mut Taps) -> Result<Tensor> {
-        let h = taps.apply(&n.fc1, self.fc1.forward(x)?)?;
-        let h = taps.apply(&n.act, ops::activation(&self.act, &h)?)?;
+        let x = taps.input(&n.fc1, x.clone())?;
+        let h = taps.apply(&n.fc1, self.fc1.forward(&x)?)?;
+        let h = taps.activation(&n.act, &self.act, &h)?;
+        let h = taps.dropout(h, self.activation_dropout)?;
+        let h = taps.input(&n.fc2, h)?;
         taps.apply(&n.fc2, self.fc2.forward(&h)?)
     }
 }
@@ -185,17 +192,19 @@ impl FeedForward {
 /// (BART, Marian) `ln(x + f(x))`.
 fn residual(
     x: &Tensor,
-    ln: &LayerNorm,
-    ln_name: &str,
+    (ln, ln_name): (&LayerNorm, &str),
     pre_norm: bool,
+    dropout: f64,
     taps: &mut Taps,
     f: impl FnOnce(&Tensor, &mut Taps) -> Result<Tensor>,
 ) -> Result<Tensor> {
     if pre_norm {
         let h = taps.apply(ln_name, ln.forward(x)?)?;
-        x + f(&h, taps)?
+        let out = f(&h, taps)?;
+        x + taps.dropout(out, dropout)?
     } else {
-        let h = (x + f(x, taps)?)?;
+        let out = f(x, taps)?;
+        let h = (x + taps.dropout(out, dropout)?)?;
         taps.apply(ln_name, ln.forward(&h)?)
     }
 }
@@ -213,6 +222,8 @@ pub struct EncoderLayer {
     pub final_ln: LayerNorm,
     /// Pre-norm (mBART) instead of post-norm.
     pub pre_norm: bool,
+    /// Dropout of every sub-block output (MC dropout only).
+    pub hidden_dropout: f64,
     /// Tap names.
     pub names: LayerNames,
 }
@@ -221,22 +232,24 @@ impl EncoderLayer {
     /// `x` `(b, t, d)`, `bias` `(b, 1, 1 | t, t)`.
     pub fn forward(&self, x: &Tensor, bias: &Tensor, taps: &mut Taps) -> Result<Tensor> {
         let n = &self.names;
+        let x = &taps.input(&n.layer, x.clone())?;
         let h = residual(
             x,
-            &self.self_attn_ln,
-            &n.self_attn_ln,
+            (&self.self_attn_ln, &n.self_attn_ln),
             self.pre_norm,
+            self.hidden_dropout,
             taps,
             |h, t| {
+                let h = &t.input(&n.self_attn.module, h.clone())?;
                 let kv = self.self_attn.kv(h, &n.self_attn, t)?;
                 self.self_attn.attend(h, &kv, bias, &n.self_attn, t)
             },
         )?;
         let h = residual(
             &h,
-            &self.final_ln,
-            &n.final_ln,
+            (&self.final_ln, &n.final_ln),
             self.pre_norm,
+            self.hidden_dropout,
             taps,
             |h, t| self.ffn.forward(h, n, t),
         )?;
@@ -261,6 +274,8 @@ pub struct DecoderLayer {
     pub final_ln: LayerNorm,
     /// Pre-norm (mBART) instead of post-norm.
     pub pre_norm: bool,
+    /// Dropout of every sub-block output (MC dropout only).
+    pub hidden_dropout: f64,
     /// Tap names.
     pub names: LayerNames,
 }
@@ -278,13 +293,15 @@ impl DecoderLayer {
         taps: &mut Taps,
     ) -> Result<Tensor> {
         let n = &self.names;
+        let x = &taps.input(&n.layer, x.clone())?;
         let h = residual(
             x,
-            &self.self_attn_ln,
-            &n.self_attn_ln,
+            (&self.self_attn_ln, &n.self_attn_ln),
             self.pre_norm,
+            self.hidden_dropout,
             taps,
             |h, t| {
+                let h = &t.input(&n.self_attn.module, h.clone())?;
                 let (k, v) = self.self_attn.kv(h, &n.self_attn, t)?;
                 let kv = match cache {
                     Some(slot) => {
@@ -304,20 +321,21 @@ impl DecoderLayer {
         )?;
         let h = residual(
             &h,
-            &self.cross_attn_ln,
-            &n.cross_attn_ln,
+            (&self.cross_attn_ln, &n.cross_attn_ln),
             self.pre_norm,
+            self.hidden_dropout,
             taps,
             |h, t| {
+                let h = &t.input(&n.cross_attn.module, h.clone())?;
                 self.cross_attn
                     .attend(h, cross_kv, cross_bias, &n.cross_attn, t)
             },
         )?;
         let h = residual(
             &h,
-            &self.final_ln,
-            &n.final_ln,
+            (&self.final_ln, &n.final_ln),
             self.pre_norm,
+            self.hidden_dropout,
             taps,
             |h, t| self.ffn.forward(h, n, t),
         )?;

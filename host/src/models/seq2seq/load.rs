@@ -56,21 +56,23 @@ impl Loader<'_> {
         })
     }
 
-    fn attention(&self, p: &str, heads: usize) -> Result<Attention> {
+    fn attention(&self, p: &str, heads: usize, dropout: f64) -> Result<Attention> {
         Ok(Attention {
             q: self.linear(&format!("{p}.q_proj"))?,
             k: self.linear(&format!("{p}.k_proj"))?,
             v: self.linear(&format!("{p}.v_proj"))?,
             o: self.linear(&format!("{p}.out_proj"))?,
             heads,
+            dropout,
         })
     }
 
-    fn ffn(&self, p: &str, act: &str) -> Result<FeedForward> {
+    fn ffn(&self, p: &str, act: &str, activation_dropout: f64) -> Result<FeedForward> {
         Ok(FeedForward {
             fc1: self.linear(&format!("{p}.fc1"))?,
             fc2: self.linear(&format!("{p}.fc2"))?,
             act: act.to_string(),
+            activation_dropout,
         })
     }
 }
@@ -107,6 +109,7 @@ fn stack(l: &Loader, cfg: &Seq2SeqConfig, path: &str, embed: Tensor) -> Result<S
         positions,
         layernorm_embedding: opt_norm(cfg.layernorm_embedding, "layernorm_embedding")?,
         layer_norm: opt_norm(cfg.final_layer_norm, "layer_norm")?,
+        dropout: cfg.dropout.hidden,
     })
 }
 
@@ -152,15 +155,21 @@ pub fn build(cfg: Seq2SeqConfig, spec: ModelSpec, weights: &Weights) -> Result<S
         });
     }
     let eps = cfg.layer_norm_eps;
+    let drop = cfg.dropout;
     let encoder_layers = (0..n_enc)
         .map(|i| {
             let lp = format!("{enc_path}.layers.{i}");
             Ok(EncoderLayer {
-                self_attn: l.attention(&format!("{lp}.self_attn"), cfg.encoder_heads)?,
+                self_attn: l.attention(
+                    &format!("{lp}.self_attn"),
+                    cfg.encoder_heads,
+                    drop.attention,
+                )?,
                 self_attn_ln: l.norm(&format!("{lp}.self_attn_layer_norm"), eps)?,
-                ffn: l.ffn(&lp, &cfg.activation)?,
+                ffn: l.ffn(&lp, &cfg.activation, drop.activation)?,
                 final_ln: l.norm(&format!("{lp}.final_layer_norm"), eps)?,
                 pre_norm: cfg.pre_norm,
+                hidden_dropout: drop.hidden,
                 names: LayerNames::new("model.encoder", i),
             })
         })
@@ -169,13 +178,22 @@ pub fn build(cfg: Seq2SeqConfig, spec: ModelSpec, weights: &Weights) -> Result<S
         .map(|i| {
             let lp = format!("{dec_path}.layers.{i}");
             Ok(DecoderLayer {
-                self_attn: l.attention(&format!("{lp}.self_attn"), cfg.decoder_heads)?,
+                self_attn: l.attention(
+                    &format!("{lp}.self_attn"),
+                    cfg.decoder_heads,
+                    drop.attention,
+                )?,
                 self_attn_ln: l.norm(&format!("{lp}.self_attn_layer_norm"), eps)?,
-                cross_attn: l.attention(&format!("{lp}.encoder_attn"), cfg.decoder_heads)?,
+                cross_attn: l.attention(
+                    &format!("{lp}.encoder_attn"),
+                    cfg.decoder_heads,
+                    drop.attention,
+                )?,
                 cross_attn_ln: l.norm(&format!("{lp}.encoder_attn_layer_norm"), eps)?,
-                ffn: l.ffn(&lp, &cfg.activation)?,
+                ffn: l.ffn(&lp, &cfg.activation, drop.activation)?,
                 final_ln: l.norm(&format!("{lp}.final_layer_norm"), eps)?,
                 pre_norm: cfg.pre_norm,
+                hidden_dropout: drop.hidden,
                 names: LayerNames::new("model.decoder", i),
             })
         })

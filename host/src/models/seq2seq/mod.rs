@@ -49,6 +49,19 @@ pub struct Seq2SeqConfig {
     pub final_layer_norm: bool,
     /// LayerNorm epsilon (1e-5 in all three).
     pub layer_norm_eps: f64,
+    /// Dropout probabilities (MC dropout only).
+    pub dropout: Dropouts,
+}
+
+/// HF dropout probabilities of a BART-family model, applied only under MC dropout.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Dropouts {
+    /// `dropout`: after the embeddings and on every sub-block output.
+    pub hidden: f64,
+    /// `attention_dropout`: on the attention probabilities.
+    pub attention: f64,
+    /// `activation_dropout`: after the feed-forward activation.
+    pub activation: f64,
 }
 
 impl Seq2SeqConfig {
@@ -75,6 +88,8 @@ pub struct Stack {
     pub layernorm_embedding: Option<LayerNorm>,
     /// The final `layer_norm` (mBART).
     pub layer_norm: Option<LayerNorm>,
+    /// Dropout after the embeddings (MC dropout only).
+    pub dropout: f64,
 }
 
 impl Stack {
@@ -91,6 +106,7 @@ impl Stack {
             )?,
             None => h,
         };
+        let h = taps.dropout(h, self.dropout)?;
         taps.record_hidden(&format!("{}.embed_tokens", self.path), &h);
         Ok(h)
     }

@@ -1,0 +1,163 @@
+//! Per-step outputs (`output_step_attributions`): Inseq's `FeatureAttributionStepOutput` list,
+//! rebuilt from the per-sequence matrices (rinseq attributes all steps at once; Inseq stacks its
+//! step outputs into those same matrices).
+//!
+//! Step `j` batches the `j`-th attributed step of every sequence. Rows of different lengths are
+//! right-padded with NaN (Inseq pads its batch with the tokenizer's padding side); a sequence
+//! with fewer steps gets an all-NaN row and NaN step scores.
+
+use rinseq_sdk::Tensor;
+
+use super::model::{FeatureAttributionSequenceOutput, FeatureAttributionStepOutput, ScoreMap};
+
+/// Rows `..rows` of column `j` of a `(len, steps, extra...)` matrix: `(rows, extra...)` values.
+fn column(t: &Tensor, j: usize, rows: usize) -> Vec<f32> {
+    let steps = t.shape.get(1).copied().unwrap_or(1);
+    let extra: usize = t.shape.iter().skip(2).product();
+    (0..rows.min(t.shape[0]))
+        .flat_map(|r| {
+            let at = (r * steps + j) * extra;
+            t.data[at..at + extra].iter().copied()
+        })
+        .collect()
+}
+
+/// Stacks per-row `(len_i, extra...)` values into `(batch, max_len, extra...)`, NaN-padded.
+fn batch(rows: Vec<(usize, Vec<f32>)>, extra_shape: &[usize]) -> Option<Tensor> {
+    let extra: usize = extra_shape.iter().product();
+    let len = rows.iter().map(|(l, _)| *l).max()?;
+    let mut data = Vec::with_capacity(rows.len() * len * extra);
+    for (l, v) in &rows {
+        data.extend_from_slice(v);
+        data.resize(data.len() + (len - l) * extra, f32::NAN);
+    }
+    let mut shape = vec![rows.len(), len];
+    shape.extend_from_slice(extra_shape);
+    Tensor::new(shape, data).ok()
+}
+
+/// One side of step `j` for every sequence: `(batch, len, extra...)`, or none without tensors.
+fn side(
+    seqs: &[FeatureAttributionSequenceOutput],
+    j: usize,
+    pick: impl Fn(&FeatureAttributionSequenceOutput) -> Option<(&Tensor, usize)>,
+) -> Option<Tensor> {
+    let first = seqs.iter().find_map(&pick)?;
+    let extra_shape: Vec<usize> = first.0.shape.iter().skip(2).copied().collect();
+    let extra: usize = extra_shape.iter().product();
+    let rows = seqs
+        .iter()
+        .map(|s| match pick(s) {
+            Some((t, rows)) if j < s.n_steps() => {
+                let v = column(t, j, rows);
+                (v.len() / extra.max(1), v)
+            }
+            _ => (0, Vec::new()),
+        })
+        .collect();
+    batch(rows, &extra_shape)
+}
+
+/// Inseq's `step_attributions` for `seqs`, one entry per step of the longest sequence.
+pub fn step_outputs(
+    seqs: &[FeatureAttributionSequenceOutput],
+) -> Vec<FeatureAttributionStepOutput> {
+    let n = seqs.iter().map(|s| s.n_steps()).max().unwrap_or(0);
+    let Some(first) = seqs.first() else {
+        return Vec::new();
+    };
+    let decoder_only = first.source_attributions.is_none();
+    (0..n)
+        .map(|j| {
+            let pos = |s: &FeatureAttributionSequenceOutput| s.attr_pos_start + j;
+            let mut step_scores = ScoreMap::new();
+            for name in first.step_scores.keys() {
+                let values = seqs
+                    .iter()
+                    .map(|s| {
+                        s.step_scores
+                            .get(name)
+                            .and_then(|t| t.data.get(j).copied())
+                            .unwrap_or(f32::NAN)
+                    })
+                    .collect::<Vec<_>>();
+                if let Ok(t) = Tensor::new(vec![seqs.len()], values) {
+                    step_scores.insert(name.clone(), t);
+                }
+            }
+            FeatureAttributionStepOutput {
+                source_attributions: side(seqs, j, |s| {
+                    s.source_attributions.as_ref().map(|t| (t, t.shape[0]))
+                }),
+                target_attributions: side(seqs, j, |s| {
+                    s.target_attributions.as_ref().map(|t| (t, pos(s)))
+                }),
+                step_scores,
+                sequence_scores: ScoreMap::new(),
+                source: (!decoder_only).then(|| seqs.iter().map(|s| s.source.clone()).collect()),
+                prefix: Some(
+                    seqs.iter()
+                        .map(|s| s.target[..pos(s).min(s.target.len())].to_vec())
+                        .collect(),
+                ),
+                target: Some(
+                    seqs.iter()
+                        .map(|s| s.target.get(pos(s)).cloned().into_iter().collect())
+                        .collect(),
+                ),
+                class: first.class,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::model::{SequenceClass, TokenWithId};
+
+    fn seq(target_len: usize, start: usize, steps: usize) -> FeatureAttributionSequenceOutput {
+        let tokens = (0..target_len)
+            .map(|i| TokenWithId::new(format!("t{i}"), i as i64))
+            .collect::<Vec<_>>();
+        let mut s = FeatureAttributionSequenceOutput::new(
+            SequenceClass::Granular,
+            tokens[..start].to_vec(),
+            tokens,
+            start,
+            start + steps,
+        );
+        let rows = start + steps;
+        // value = 100 * row + step, hidden size 1.
+        let data = (0..rows)
+            .flat_map(|r| (0..steps).map(move |j| (100 * r + j) as f32))
+            .collect();
+        s.target_attributions = Some(Tensor::new(vec![rows, steps, 1], data).unwrap());
+        s.step_scores.insert(
+            "probability".into(),
+            Tensor::new(vec![steps], (0..steps).map(|j| j as f32 / 10.0).collect()).unwrap(),
+        );
+        s
+    }
+
+    #[test]
+    fn steps_slice_the_visible_prefix_and_pad_the_batch() {
+        let steps = step_outputs(&[seq(5, 2, 3), seq(4, 3, 1)]);
+        assert_eq!(steps.len(), 3);
+        let t0 = steps[0].target_attributions.as_ref().unwrap();
+        // Step 0: prefixes of 2 and 3 tokens, padded to 3.
+        assert_eq!(t0.shape.to_vec(), vec![2, 3, 1]);
+        assert_eq!(&t0.data[..2], &[0.0, 100.0]);
+        assert!(t0.data[2].is_nan());
+        assert_eq!(&t0.data[3..], &[0.0, 100.0, 200.0]);
+        let t2 = steps[2].target_attributions.as_ref().unwrap();
+        assert_eq!(t2.shape.to_vec(), vec![2, 4, 1]);
+        assert_eq!(&t2.data[..4], &[2.0, 102.0, 202.0, 302.0]);
+        assert!(t2.data[4..].iter().all(|v| v.is_nan()));
+        let p = &steps[2].step_scores["probability"];
+        assert!((p.data[0] - 0.2).abs() < 1e-6 && p.data[1].is_nan());
+        assert_eq!(steps[1].target.as_ref().unwrap()[0][0].token, "t3");
+        assert_eq!(steps[1].prefix.as_ref().unwrap()[1].len(), 4);
+        assert!(steps[0].source.is_none());
+    }
+}

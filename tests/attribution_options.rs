@@ -1,0 +1,323 @@
+//! The loop's options and host services beyond plain gradients, on the tiny fixtures: plan
+//! refusals, Monte Carlo dropout, `attribute_to_layer_input`, internals interventions and
+//! per-step outputs.
+
+mod parity_support;
+mod plugin_support;
+
+use parity_support::{fixture_model, registry};
+use rinseq::attribution::result::sequence_view;
+use rinseq::attribution::{attribute, encode_batch, AttributeOptions, AttributionRun};
+use rinseq::models::load::LoadedModel;
+use rinseq::output::steps::step_outputs;
+use serde_json::{json, Value};
+
+const PROMPT: &str = "The capital of France is";
+const FORCED: &str = "The capital of France is the city";
+
+fn forced(text: &str) -> AttributeOptions {
+    AttributeOptions {
+        generated_texts: vec![text.to_string()],
+        ..Default::default()
+    }
+}
+
+/// Runs `method(params)` with `target(target_params)` and `step_scores` on `input`.
+fn run(
+    loaded: &LoadedModel,
+    input: &str,
+    (method, params): (&str, Value),
+    (target, target_params): (&str, Value),
+    step_scores: &[(&str, Value)],
+    opts: &AttributeOptions,
+) -> Result<AttributionRun, String> {
+    let reg = registry();
+    let generation = fixture_model("gpt2", &json!({})).1;
+    let seqs = encode_batch(loaded, &[input.to_string()], opts, &generation).unwrap();
+    let m = reg.attribution(method, &params).unwrap();
+    let t = reg.step_function(target, &target_params).unwrap();
+    let steps: Vec<_> = step_scores
+        .iter()
+        .map(|(n, p)| (n.to_string(), reg.step_function(n, p).unwrap()))
+        .collect();
+    attribute(loaded, "fixture", seqs, &m, &t, &steps, opts).map_err(|e| e.to_string())
+}
+
+#[test]
+fn plans_that_cannot_work_are_refused_with_one_line() {
+    let (gpt2, _) = fixture_model("gpt2", &json!({}));
+    let err = run(
+        &gpt2,
+        PROMPT,
+        ("saliency", json!({})),
+        ("top_p_size", json!({"top_p": 0.9})),
+        &[],
+        &forced(FORCED),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("'top_p_size' cannot be the attributed function"),
+        "{err}"
+    );
+    let contrast = AttributeOptions {
+        contrast_targets: vec!["The capital of Italy is a town".into()],
+        ..forced(FORCED)
+    };
+    let err = run(
+        &gpt2,
+        PROMPT,
+        ("saliency", json!({})),
+        ("kl_divergence", json!({})),
+        &[],
+        &contrast,
+    )
+    .unwrap_err();
+    assert!(err.contains("needs contrast_force_inputs=true"), "{err}");
+    let forced_contrast = AttributeOptions {
+        contrast_force_inputs: true,
+        ..contrast.clone()
+    };
+    run(
+        &gpt2,
+        PROMPT,
+        ("saliency", json!({})),
+        ("kl_divergence", json!({})),
+        &[],
+        &forced_contrast,
+    )
+    .unwrap();
+    let err = run(
+        &gpt2,
+        PROMPT,
+        ("saliency", json!({})),
+        ("probability", json!({})),
+        &[("contrast_prob", json!({}))],
+        &forced(FORCED),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("'contrast_prob' needs a contrastive input"),
+        "{err}"
+    );
+    let (bart, _) = fixture_model("bart", &json!({}));
+    let opts = AttributeOptions {
+        attribute_target: true,
+        ..forced("La capitale della Francia è Parigi.")
+    };
+    let params = json!({"target_layer": "model.encoder.layers.0"});
+    let err = run(
+        &bart,
+        "The capital of France is Paris.",
+        ("layer_gradient_x_activation", params),
+        ("probability", json!({})),
+        &[],
+        &opts,
+    )
+    .unwrap_err();
+    assert!(err.contains("does not support attribute_target"), "{err}");
+}
+
+/// The fixture's GPT-2 with dropout probabilities set (the fixture has none).
+fn gpt2_with_dropout(p: f64, dir: &std::path::Path) -> LoadedModel {
+    let from = plugin_support::build::root().join("tests/fixtures/models/gpt2");
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let cfg_path = dir.join("config.json");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    for k in ["embd_pdrop", "attn_pdrop", "resid_pdrop"] {
+        cfg[k] = json!(p);
+    }
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    rinseq::models::load::load_model(
+        &rinseq::models::load::ModelFiles::HfFolder(dir.to_path_buf()),
+        candle_core::DType::F32,
+    )
+    .unwrap()
+}
+
+#[test]
+fn mc_dropout_prob_avg_gets_dropout_samples_as_step_score_and_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = gpt2_with_dropout(0.3, tmp.path());
+    let mcd = ("mc_dropout_prob_avg", json!({"n_mcd_steps": 4}));
+    let r = run(
+        &model,
+        PROMPT,
+        ("saliency", json!({})),
+        mcd.clone(),
+        std::slice::from_ref(&mcd),
+        &forced(FORCED),
+    )
+    .unwrap();
+    let (name, scores) = &r.sequences[0].step_scores[0];
+    assert_eq!(name, "mc_dropout_prob_avg");
+    assert!(scores.iter().all(|v| v.is_finite()), "{scores:?}");
+    let target = r.sequences[0].scores.target.as_ref().unwrap();
+    assert!(target.data.iter().any(|v| v.is_finite() && *v != 0.0));
+    // Without dropout probabilities the samples equal the clean forward: zero spread, as torch.
+    let (plain, _) = fixture_model("gpt2", &json!({}));
+    let r = run(
+        &plain,
+        PROMPT,
+        ("saliency", json!({})),
+        ("probability", json!({})),
+        &[mcd],
+        &forced(FORCED),
+    )
+    .unwrap();
+    assert!(r.sequences[0].step_scores[0]
+        .1
+        .iter()
+        .all(|v| !v.is_finite()));
+}
+
+/// Sum of the raw target attributions of a run.
+fn total(r: &AttributionRun) -> Vec<f32> {
+    r.sequences[0].scores.target.as_ref().unwrap().data.to_vec()
+}
+
+#[test]
+fn a_block_input_is_the_previous_block_output() {
+    let (gpt2, _) = fixture_model("gpt2", &json!({}));
+    let lig = |layer: &str, input: bool| {
+        let params =
+            json!({"target_layer": layer, "attribute_to_layer_input": input, "n_steps": 6});
+        total(
+            &run(
+                &gpt2,
+                PROMPT,
+                ("layer_integrated_gradients", params),
+                ("probability", json!({})),
+                &[],
+                &forced(FORCED),
+            )
+            .unwrap(),
+        )
+    };
+    let (a, b) = (lig("transformer.h.1", true), lig("transformer.h.0", false));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-5,
+            "{x} vs {y}"
+        );
+    }
+    let err = run(
+        &gpt2,
+        PROMPT,
+        (
+            "layer_integrated_gradients",
+            json!({"target_layer": "transformer.h.0.ln_1", "attribute_to_layer_input": true}),
+        ),
+        ("probability", json!({})),
+        &[],
+        &forced(FORCED),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("serves no input of 'transformer.h.0.ln_1'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn step_outputs_slice_the_sequence_matrices() {
+    let (bart, _) = fixture_model("bart", &json!({}));
+    let opts = AttributeOptions {
+        attribute_target: true,
+        ..forced("La capitale della Francia è Parigi.")
+    };
+    let r = run(
+        &bart,
+        "The capital of France is Paris.",
+        ("saliency", json!({})),
+        ("probability", json!({})),
+        &[("probability", json!({}))],
+        &opts,
+    )
+    .unwrap();
+    let view = sequence_view(&r.sequences[0], false);
+    let seq = rinseq::output::FeatureAttributionSequenceOutput::from_sdk(
+        view,
+        rinseq::output::SequenceClass::Granular,
+    );
+    let steps = step_outputs(std::slice::from_ref(&seq));
+    assert_eq!(steps.len(), seq.n_steps());
+    let src = seq.source_attributions.as_ref().unwrap();
+    let (len, n, hidden) = (src.shape[0], src.shape[1], src.shape[2]);
+    for (j, step) in steps.iter().enumerate() {
+        let s = step.source_attributions.as_ref().unwrap();
+        assert_eq!(s.shape.to_vec(), vec![1, len, hidden]);
+        for r in 0..len {
+            for h in 0..hidden {
+                assert_eq!(s.data[r * hidden + h], src.data[(r * n + j) * hidden + h]);
+            }
+        }
+        let t = step.target_attributions.as_ref().unwrap();
+        assert_eq!(t.shape[1], seq.attr_pos_start + j, "prefix of step {j}");
+        assert!(t.data.iter().all(|v| v.is_finite()));
+        let p = seq.step_scores["probability"].data[j];
+        assert_eq!(step.step_scores["probability"].data[0], p);
+    }
+}
+
+#[test]
+fn internals_record_taps_after_interventions() {
+    use rinseq_sdk::abi_stable::std_types::{RVec, Tuple2};
+    use rinseq_sdk::{InternalsRequest, Intervention, InterventionOp};
+    let (gpt2, generation) = fixture_model("gpt2", &json!({}));
+    let reg = registry();
+    let seqs = encode_batch(&gpt2, &[PROMPT.to_string()], &forced(FORCED), &generation).unwrap();
+    let target_fn = reg.step_function("probability", &json!({})).unwrap();
+    let host = rinseq::attribution::ModelHost {
+        model: gpt2.model.as_ref(),
+        name: "gpt2".into(),
+        sequences: &seqs,
+        target_fn: &target_fn.plugin,
+        dropout_samples: 0,
+        special_ids: vec![],
+        attribute_target: true,
+        tokens_per_forward: 64,
+        force_contrast_inputs: false,
+    };
+    let tap = "transformer.h.0.mlp";
+    let ask = |interventions: Vec<Intervention>| {
+        host.as_ref().internals(&InternalsRequest {
+            sequence: 0,
+            attentions: false,
+            hidden_states: false,
+            record: RVec::from(vec![tap.into()]),
+            interventions: interventions.into(),
+        })
+    };
+    let clean = ask(vec![]).unwrap().recorded[0].tensor.clone();
+    let zero = Intervention {
+        tap: tap.into(),
+        op: InterventionOp::Zero {
+            positions: vec![1u32].into(),
+            columns: vec![Tuple2(0u32, 4u32)].into(),
+        },
+    };
+    let edited = ask(vec![zero]).unwrap().recorded[0].tensor.clone();
+    let width = clean.shape[1];
+    for (i, (a, b)) in clean.data.iter().zip(edited.data.iter()).enumerate() {
+        let (row, col) = (i / width, i % width);
+        if row == 1 && col < 4 {
+            assert_eq!(*b, 0.0);
+        } else {
+            assert_eq!(a, b, "({row}, {col})");
+        }
+    }
+    let bad = Intervention {
+        tap: "transformer.h.9.mlp".into(),
+        op: InterventionOp::Zero {
+            positions: vec![0u32].into(),
+            columns: RVec::new(),
+        },
+    };
+    let err = ask(vec![bad]).unwrap_err().to_string();
+    assert!(err.contains("no tap named 'transformer.h.9.mlp'"), "{err}");
+}

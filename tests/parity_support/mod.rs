@@ -1,0 +1,105 @@
+//! What the parity tests against Python inseq share: the workspace plugins, the tiny fixture
+//! models with their generation settings, reference maps read from JSON (null = NaN) and the
+//! comparisons (maps within an absolute tolerance, same NaN pattern; scalars within a tolerance
+//! relative to the reference).
+#![allow(dead_code)]
+
+use candle_core::DType;
+use rinseq::generation::{GenerationConfig, GenerationParams};
+use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
+use rinseq::plugins::{PluginRegistry, PluginSources};
+use serde_json::Value;
+
+use crate::plugin_support::build::{root, workspace_plugin};
+
+/// Tolerance on step scores: `1e-4 · (1 + |reference|)`.
+pub const STEP_SCORE_TOL: f64 = 1e-4;
+/// Absolute tolerance on aggregated attribution maps.
+pub const MAP_TOL: f32 = 1e-3;
+
+/// The registry of the workspace's step-function, aggregator and gradient-method plugins.
+pub fn registry() -> PluginRegistry {
+    PluginRegistry::load(&PluginSources {
+        extra: [
+            "rinseq_step_functions",
+            "rinseq_aggregators",
+            "rinseq_gradient_methods",
+        ]
+        .iter()
+        .map(|c| workspace_plugin(c))
+        .collect(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A fixture model of tests/fixtures/models and its generation settings: the folder's
+/// generation_config.json under the HF `generate` kwargs `generation_kwargs`.
+pub fn fixture_model(name: &str, generation_kwargs: &Value) -> (LoadedModel, GenerationParams) {
+    let folder = root().join("tests/fixtures/models").join(name);
+    let loaded = load_model(&ModelFiles::HfFolder(folder.clone()), DType::F32).unwrap();
+    let defaults = GenerationConfig::from_model_dir(&folder).unwrap();
+    let user = GenerationConfig::from_kwargs_value(generation_kwargs.clone()).unwrap();
+    let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec).unwrap();
+    (loaded, generation)
+}
+
+/// Rows of a 2-D tensor.
+pub fn rows(t: &rinseq_sdk::Tensor) -> Vec<Vec<f32>> {
+    let cols = t.shape[1];
+    t.data.chunks(cols).map(|c| c.to_vec()).collect()
+}
+
+/// A reference matrix (rows of numbers, null = NaN).
+pub fn nullable_matrix(v: &Value) -> Vec<Vec<f32>> {
+    serde_json::from_value::<Vec<Vec<Option<f32>>>>(v.clone())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+        .collect()
+}
+
+/// The differences between two maps: shape, NaN pattern, values beyond `tol`.
+pub fn map_mismatches(name: &str, got: &[Vec<f32>], want: &[Vec<f32>], tol: f32) -> Vec<String> {
+    let shape = |m: &[Vec<f32>]| (m.len(), m.first().map_or(0, Vec::len));
+    if shape(got) != shape(want) || got.iter().zip(want).any(|(g, w)| g.len() != w.len()) {
+        return vec![format!(
+            "{name}: shape {:?} vs {:?}",
+            shape(got),
+            shape(want)
+        )];
+    }
+    let mut out = Vec::new();
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        for (j, (a, b)) in g.iter().zip(w).enumerate() {
+            if a.is_nan() != b.is_nan() {
+                out.push(format!("{name}: NaN pattern at ({i}, {j}): {a} vs {b}"));
+            } else if !a.is_nan() && (a - b).abs() >= tol {
+                out.push(format!("{name}: ({i}, {j}) {a} vs {b}"));
+            }
+        }
+    }
+    out
+}
+
+/// Panics unless the maps agree within [`MAP_TOL`] with the same NaN pattern.
+pub fn assert_close_maps(name: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    let bad = map_mismatches(name, got, want, MAP_TOL);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The differences between two score vectors beyond `tol · (1 + |reference|)`.
+pub fn score_mismatches(name: &str, got: &[f32], want: &[f64], tol: f64) -> Vec<String> {
+    if got.len() != want.len() {
+        return vec![format!("{name}: {} values vs {}", got.len(), want.len())];
+    }
+    got.iter()
+        .zip(want)
+        .enumerate()
+        .filter(|(_, (a, b))| {
+            let a = **a as f64;
+            a.is_nan() != b.is_nan() || (a - **b).abs() >= tol * (1.0 + b.abs())
+        })
+        .map(|(i, (a, b))| format!("{name}[{i}]: {a} vs {b}"))
+        .collect()
+}
