@@ -5,7 +5,7 @@
 mod parity_support;
 mod plugin_support;
 
-use parity_support::{fixture_model, registry};
+use parity_support::{fixture_model, fixture_variant, folder_model, registry};
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions, AttributionRun};
 use rinseq::models::load::LoadedModel;
@@ -119,23 +119,12 @@ fn plans_that_cannot_work_are_refused_with_one_line() {
 
 /// The fixture's GPT-2 with dropout probabilities set (the fixture has none).
 fn gpt2_with_dropout(p: f64, dir: &std::path::Path) -> LoadedModel {
-    let from = plugin_support::build::root().join("tests/fixtures/models/gpt2");
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    let cfg_path = dir.join("config.json");
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    for k in ["embd_pdrop", "attn_pdrop", "resid_pdrop"] {
-        cfg[k] = json!(p);
-    }
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    rinseq::models::load::load_model(
-        &rinseq::models::load::ModelFiles::HfFolder(dir.to_path_buf()),
-        candle_core::DType::F32,
-    )
-    .unwrap()
+    let folder = fixture_variant("gpt2", dir, |cfg| {
+        for k in ["embd_pdrop", "attn_pdrop", "resid_pdrop"] {
+            cfg[k] = json!(p);
+        }
+    });
+    folder_model(&folder, &json!({})).0
 }
 
 #[test]

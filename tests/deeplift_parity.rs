@@ -6,51 +6,16 @@
 mod parity_support;
 mod plugin_support;
 
-use candle_core::DType;
-use parity_support::registry;
+use parity_support::{
+    aggregated_map_mismatches, fixture_variant, folder_model, registry, score_mismatches, MAP_TOL,
+    STEP_SCORE_TOL,
+};
 use plugin_support::build::root;
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
 use rinseq::cli::attribute::aggregate;
-use rinseq::generation::{GenerationConfig, GenerationParams};
-use rinseq::models::load::{load_model, ModelFiles};
 use rinseq::models::ModelKind;
 use serde_json::{json, Value};
-
-/// The fixture `name` with `activation_function = "relu"` (same weights), in `dir`.
-fn relu_variant(name: &str, dir: &std::path::Path) -> std::path::PathBuf {
-    let from = root().join("tests/fixtures/models").join(name);
-    let to = dir.join(format!("{name}-relu"));
-    std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-    }
-    let cfg_path = to.join("config.json");
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["activation_function"] = json!("relu");
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    to
-}
-
-fn rows(t: &rinseq_sdk::Tensor) -> Vec<Vec<f32>> {
-    t.data.chunks(t.shape[1]).map(|c| c.to_vec()).collect()
-}
-
-fn assert_close(what: &str, got: &[Vec<f32>], want: &Value) {
-    let want: Vec<Vec<Option<f32>>> = serde_json::from_value(want.clone()).unwrap();
-    assert_eq!(got.len(), want.len(), "{what}: rows");
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g.len(), w.len(), "{what}: row {i}");
-        for (j, (a, b)) in g.iter().zip(w).enumerate() {
-            match b {
-                None => assert!(a.is_nan(), "{what}: ({i}, {j}) {a} vs NaN"),
-                Some(b) => assert!((a - b).abs() < 1e-3, "{what}: ({i}, {j}) {a} vs {b}"),
-            }
-        }
-    }
-}
 
 #[test]
 fn deeplift_rescale_matches_captum_on_relu_models() {
@@ -66,10 +31,11 @@ fn deeplift_rescale_matches_captum_on_relu_models() {
             case["method"].as_str().unwrap(),
         );
         let what = format!("{model} {method}");
-        let folder = relu_variant(model, tmp.path());
-        let loaded = load_model(&ModelFiles::HfFolder(folder.clone()), DType::F32).unwrap();
-        let defaults = GenerationConfig::from_model_dir(&folder).unwrap();
-        let generation = GenerationParams::resolve(&defaults, &loaded.spec).unwrap();
+        // Same weights, `activation_function = "relu"`.
+        let folder = fixture_variant(model, tmp.path(), |cfg| {
+            cfg["activation_function"] = json!("relu");
+        });
+        let (loaded, generation) = folder_model(&folder, &json!({}));
         let call = &case["call"];
         let opts = AttributeOptions {
             generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
@@ -105,35 +71,12 @@ fn deeplift_rescale_matches_captum_on_relu_models() {
         for s in view.scores.step_scores.iter() {
             let want: Vec<f64> =
                 serde_json::from_value(want_scores[s.name.as_str()].clone()).unwrap();
-            assert_eq!(s.tensor.data.len(), want.len(), "{what}: {}", s.name);
-            for (a, b) in s.tensor.data.iter().zip(&want) {
-                let tol = 1e-4 * (1.0 + b.abs());
-                assert!((*a as f64 - b).abs() < tol, "{what} {}: {a} vs {b}", s.name);
-            }
+            let label = format!("{what} {}", s.name);
+            let bad = score_mismatches(&label, &s.tensor.data, &want, STEP_SCORE_TOL);
+            assert!(bad.is_empty(), "{}", bad.join("\n"));
         }
         let agg = aggregate(&reg, "vnorm", view).unwrap();
-        let maps = &case["aggregated"];
-        match agg.scores.source.as_ref().into_option() {
-            Some(src) => assert_close(
-                &format!("{what} source"),
-                &rows(src),
-                &maps["source_attributions"],
-            ),
-            None => assert!(
-                maps.get("source_attributions").is_none(),
-                "{what}: no source map"
-            ),
-        }
-        match agg.scores.target.as_ref().into_option() {
-            Some(t) => assert_close(
-                &format!("{what} target"),
-                &rows(t),
-                &maps["target_attributions"],
-            ),
-            None => assert!(
-                maps.get("target_attributions").is_none(),
-                "{what}: no target map"
-            ),
-        }
+        let bad = aggregated_map_mismatches(&what, &agg.scores, &case["aggregated"], MAP_TOL);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
 }

@@ -1,80 +1,29 @@
 //! `discretized_integrated_gradients` against Python inseq 0.7.1 on the tiny fixture models:
 //! same target ids, same step scores (probability, convergence deltas; within 1e-6 + 1e-3
-//! relative), same aggregated maps (within 1e-4), with both path strategies (tests/fixtures/dig/reference.json, made by make_reference.py
-//! there; no Python at test time).
+//! relative), same aggregated maps (within 1e-4), with both path strategies
+//! (tests/fixtures/dig/reference.json, made by make_reference.py there; no Python at test time).
 //!
 //! The reference's `deltas_standard` is Captum's `Σ attributions − (f(x) − f(x′))`, which rinseq
 //! reports; inseq 0.7.1 swaps the endpoints (its `deltas`, see make_reference.py).
 
+mod parity_support;
 mod plugin_support;
 
-use plugin_support::build::{root, workspace_plugin};
+use parity_support::{aggregated_map_mismatches, fixture_model, registry};
+use plugin_support::build::root;
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
 use rinseq::cli::attribute::aggregate;
-use rinseq::generation::{GenerationConfig, GenerationParams};
-use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
 use rinseq::models::ModelKind;
-use rinseq::plugins::{PluginRegistry, PluginSources};
+use rinseq::plugins::PluginRegistry;
 use serde_json::{json, Value};
 
-fn registry() -> PluginRegistry {
-    PluginRegistry::load(&PluginSources {
-        extra: [
-            "rinseq_step_functions",
-            "rinseq_aggregators",
-            "rinseq_gradient_methods",
-        ]
-        .iter()
-        .map(|c| workspace_plugin(c))
-        .collect(),
-        ..Default::default()
-    })
-    .unwrap()
-}
+/// DIG's maps are checked within 1e-4 (tighter than the other parity tests' 1e-3).
+const DIG_MAP_TOL: f32 = 1e-4;
 
 fn reference() -> Value {
     let path = root().join("tests/fixtures/dig/reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn load(name: &str) -> (LoadedModel, GenerationParams) {
-    let folder = root().join("tests/fixtures/models").join(name);
-    let loaded = load_model(
-        &ModelFiles::HfFolder(folder.clone()),
-        candle_core::DType::F32,
-    )
-    .unwrap();
-    // Targets are forced: generation settings do not matter.
-    let defaults = GenerationConfig::from_model_dir(&folder).unwrap();
-    let generation = GenerationParams::resolve(&defaults, &loaded.spec).unwrap();
-    (loaded, generation)
-}
-
-fn rows(t: &rinseq_sdk::Tensor) -> Vec<Vec<f32>> {
-    let cols = t.shape[1];
-    t.data.chunks(cols).map(|c| c.to_vec()).collect()
-}
-
-fn want_map(v: &Value) -> Vec<Vec<f32>> {
-    serde_json::from_value::<Vec<Vec<Option<f32>>>>(v.clone())
-        .unwrap()
-        .into_iter()
-        .map(|r| r.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
-        .collect()
-}
-
-fn assert_close_maps(name: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
-    assert_eq!(got.len(), want.len(), "{name}: rows");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.len(), w.len(), "{name}: columns of row {i}");
-        for (j, (a, b)) in g.iter().zip(w).enumerate() {
-            assert_eq!(a.is_nan(), b.is_nan(), "{name}: NaN pattern at ({i}, {j})");
-            if !a.is_nan() {
-                assert!((a - b).abs() < 1e-4, "{name}: ({i}, {j}) {a} vs {b}");
-            }
-        }
-    }
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -89,7 +38,8 @@ fn check_case(reg: &PluginRegistry, case: &Value, extra: Value) {
         "{model} {} k={} mbi={} target={} {extra}",
         case["strategy"], case["n_neighbors"], case["multiply_by_inputs"], case["attribute_target"]
     );
-    let (loaded, generation) = load(model);
+    // Targets are forced: generation settings do not matter.
+    let (loaded, generation) = fixture_model(model, &json!({}));
     let opts = AttributeOptions {
         generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
         attribute_target: case["attribute_target"].as_bool().unwrap(),
@@ -157,17 +107,8 @@ fn check_case(reg: &PluginRegistry, case: &Value, extra: Value) {
     }
 
     let agg = aggregate(reg, "vnorm", view).unwrap();
-    let maps = &case["aggregated"];
-    let sides = [
-        ("source_attributions", &agg.scores.source),
-        ("target_attributions", &agg.scores.target),
-    ];
-    for (key, got) in sides {
-        match got.as_ref().into_option() {
-            Some(t) => assert_close_maps(&format!("{name} {key}"), &rows(t), &want_map(&maps[key])),
-            None => assert!(maps.get(key).is_none(), "{name}: no {key}"),
-        }
-    }
+    let bad = aggregated_map_mismatches(&name, &agg.scores, &case["aggregated"], DIG_MAP_TOL);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 fn cases(model: &str) -> Vec<Value> {

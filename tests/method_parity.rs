@@ -13,8 +13,7 @@ mod plugin_support;
 use std::collections::BTreeSet;
 
 use parity_support::{
-    fixture_model, map_mismatches, nullable_matrix, registry, rows, score_mismatches, MAP_TOL,
-    STEP_SCORE_TOL,
+    aggregated_map_mismatches, fixture_model, registry, score_mismatches, MAP_TOL, STEP_SCORE_TOL,
 };
 use plugin_support::build::root;
 use rinseq::attribution::result::sequence_view;
@@ -174,29 +173,7 @@ fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
                 continue;
             }
         };
-        for (side, got) in [
-            (
-                "source_attributions",
-                agg.scores.source.as_ref().into_option(),
-            ),
-            (
-                "target_attributions",
-                agg.scores.target.as_ref().into_option(),
-            ),
-        ] {
-            let label = format!("{at} {side}");
-            match (got, &w[side]) {
-                (None, Value::Null) => {}
-                (Some(_), Value::Null) => bad.push(format!("{label}: unexpected")),
-                (None, _) => bad.push(format!("{label}: missing")),
-                (Some(t), want) => bad.extend(map_mismatches(
-                    &label,
-                    &rows(t),
-                    &nullable_matrix(want),
-                    MAP_TOL,
-                )),
-            }
-        }
+        bad.extend(aggregated_map_mismatches(&at, &agg.scores, w, MAP_TOL));
     }
     bad
 }

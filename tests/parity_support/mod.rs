@@ -4,6 +4,8 @@
 //! relative to the reference).
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
 use candle_core::DType;
 use rinseq::generation::{GenerationConfig, GenerationParams};
 use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
@@ -36,9 +38,35 @@ pub fn registry() -> PluginRegistry {
 /// A fixture model of tests/fixtures/models and its generation settings: the folder's
 /// generation_config.json under the HF `generate` kwargs `generation_kwargs`.
 pub fn fixture_model(name: &str, generation_kwargs: &Value) -> (LoadedModel, GenerationParams) {
-    let folder = root().join("tests/fixtures/models").join(name);
-    let loaded = load_model(&ModelFiles::HfFolder(folder.clone()), DType::F32).unwrap();
-    let defaults = GenerationConfig::from_model_dir(&folder).unwrap();
+    folder_model(&fixture_folder(name), generation_kwargs)
+}
+
+/// The folder of fixture model `name`.
+fn fixture_folder(name: &str) -> PathBuf {
+    root().join("tests/fixtures/models").join(name)
+}
+
+/// A copy of fixture model `name` in `dir/name` whose config.json `edit` changed (same weights):
+/// a variant for one test, e.g. another activation or dropout.
+pub fn fixture_variant(name: &str, dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(fixture_folder(name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+    let cfg_path = to.join("config.json");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    edit(&mut cfg);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    to
+}
+
+/// The model in `folder` with its generation settings, as [`fixture_model`].
+pub fn folder_model(folder: &Path, generation_kwargs: &Value) -> (LoadedModel, GenerationParams) {
+    let loaded = load_model(&ModelFiles::HfFolder(folder.to_path_buf()), DType::F32).unwrap();
+    let defaults = GenerationConfig::from_model_dir(folder).unwrap();
     let user = GenerationConfig::from_kwargs_value(generation_kwargs.clone()).unwrap();
     let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec).unwrap();
     (loaded, generation)
@@ -80,6 +108,37 @@ pub fn map_mismatches(name: &str, got: &[Vec<f32>], want: &[Vec<f32>], tol: f32)
         }
     }
     out
+}
+
+/// The differences between the aggregated maps of `scores` and the reference's
+/// `source_attributions` / `target_attributions` in `want` (absent or null where a side is not
+/// attributed), within `tol`.
+pub fn aggregated_map_mismatches(
+    name: &str,
+    scores: &rinseq_sdk::SequenceScores,
+    want: &Value,
+    tol: f32,
+) -> Vec<String> {
+    let sides = [
+        ("source_attributions", &scores.source),
+        ("target_attributions", &scores.target),
+    ];
+    let mut bad = Vec::new();
+    for (side, got) in sides {
+        let label = format!("{name} {side}");
+        match (
+            got.as_ref().into_option(),
+            want.get(side).filter(|v| !v.is_null()),
+        ) {
+            (None, None) => {}
+            (Some(_), None) => bad.push(format!("{label}: unexpected")),
+            (None, Some(_)) => bad.push(format!("{label}: missing")),
+            (Some(t), Some(w)) => {
+                bad.extend(map_mismatches(&label, &rows(t), &nullable_matrix(w), tol))
+            }
+        }
+    }
+    bad
 }
 
 /// Panics unless the maps agree within [`MAP_TOL`] with the same NaN pattern.

@@ -47,15 +47,9 @@ pub struct BartConfig {
     /// Multiply embeddings by `sqrt(d_model)`.
     #[serde(default)]
     pub scale_embedding: bool,
-    /// `dropout` (MC dropout only).
-    #[serde(default = "d_dropout")]
-    pub dropout: f64,
-    /// `attention_dropout` (MC dropout only).
-    #[serde(default)]
-    pub attention_dropout: f64,
-    /// `activation_dropout` (MC dropout only).
-    #[serde(default)]
-    pub activation_dropout: f64,
+    /// `dropout`, `attention_dropout`, `activation_dropout` (MC dropout only).
+    #[serde(flatten)]
+    pub dropout: Dropouts,
     /// Padding id.
     #[serde(default = "d_pad")]
     pub pad_token_id: Option<u32>,
@@ -84,9 +78,6 @@ fn d_16() -> usize {
 }
 fn d_4096() -> usize {
     4096
-}
-fn d_dropout() -> f64 {
-    0.1
 }
 
 fn d_gelu() -> String {
@@ -120,11 +111,7 @@ impl BartConfig {
             pre_norm: mbart,
             final_layer_norm: mbart,
             layer_norm_eps: 1e-5,
-            dropout: Dropouts {
-                hidden: self.dropout,
-                attention: self.attention_dropout,
-                activation: self.activation_dropout,
-            },
+            dropout: self.dropout,
         }
     }
 
@@ -157,3 +144,32 @@ fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn super::Model>, sup
 
 inventory::submit! { Architecture { model_type: "bart", kind: ModelKind::EncoderDecoder, build } }
 inventory::submit! { Architecture { model_type: "mbart", kind: ModelKind::EncoderDecoder, build } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::marian::MarianConfig;
+    use serde_json::json;
+
+    /// The flattened dropouts read the HF keys, with transformers' defaults.
+    #[test]
+    fn dropouts_read_hf_keys_with_defaults() {
+        let bart: BartConfig =
+            serde_json::from_value(json!({"model_type": "bart", "attention_dropout": 0.2}))
+                .unwrap();
+        let want = Dropouts {
+            hidden: 0.1,
+            attention: 0.2,
+            activation: 0.0,
+        };
+        assert_eq!(bart.seq2seq().dropout, want);
+        let marian: MarianConfig =
+            serde_json::from_value(json!({"dropout": 0, "activation_dropout": 0.3})).unwrap();
+        let want = Dropouts {
+            hidden: 0.0,
+            attention: 0.0,
+            activation: 0.3,
+        };
+        assert_eq!(marian.seq2seq().dropout, want);
+    }
+}

@@ -280,12 +280,7 @@ impl Model for Gpt2 {
     }
 
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
-        if side == Side::Encoder {
-            return Err(
-                ModelError::BadInput("decoder-only models have no encoder".into()).into_candle(),
-            );
-        }
-        causal::lookup(&self.wte, ids)
+        causal::embed(&self.wte, side, ids)
     }
 
     fn forward(&self, input: &ForwardInput, taps: &mut Taps) -> Result<ForwardOutput> {
@@ -327,54 +322,21 @@ impl Model for Gpt2 {
         v
     }
 
+    /// KV-cached decoding: the forward's ops on the new positions, no graph.
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
-        if start.encoder_ids.is_some() {
-            return Err(
-                ModelError::BadInput("decoder-only models take no encoder input".into())
-                    .into_candle(),
-            );
-        }
-        Ok(Box::new(Gpt2Decoding {
-            model: self,
-            caches: vec![None; self.blocks.len()],
-            past: 0,
-        }))
-    }
-}
-
-/// KV-cached decoding for [`Gpt2`].
-struct Gpt2Decoding<'a> {
-    model: &'a Gpt2,
-    caches: Vec<Option<(Tensor, Tensor)>>,
-    past: usize,
-}
-
-impl DecodingState for Gpt2Decoding<'_> {
-    fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let m = self.model;
-        let (_, n) = ids.dims2()?;
-        let total = mask.dim(1)?;
-        if total != self.past + n {
-            candle_core::bail!(
-                "decoding mask has {total} columns, expected {}",
-                self.past + n
-            );
-        }
-        causal::check_len(&m.spec, total)?;
-        let x = causal::lookup(&m.wte, ids)?;
-        let mut x = (&x + m.positions(mask, n)?)?;
-        let bias = ops::attention_bias(mask, n, self.past, true, x.dtype())?;
-        let mut taps = Taps::none();
-        for (blk, c) in m.blocks.iter().zip(self.caches.iter_mut()) {
-            x = m.block(blk, &x, &bias, &mut taps, Some(c))?;
-        }
-        let x = m.ln(&causal::last_position(&x)?, &m.ln_f)?;
-        self.past = total;
-        m.lm_head.forward(&x)?.to_dtype(DType::F32)
-    }
-
-    fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
-        causal::select_cache_rows(&mut self.caches, rows)
+        let n_layers = self.blocks.len();
+        causal::start_decoding(&self.spec, n_layers, start, |ids, mask, past, caches| {
+            let n = ids.dim(1)?;
+            let x = causal::lookup(&self.wte, ids)?;
+            let mut x = (&x + self.positions(mask, n)?)?;
+            let bias = ops::attention_bias(mask, n, past, true, x.dtype())?;
+            let mut taps = Taps::none();
+            for (blk, c) in self.blocks.iter().zip(caches.iter_mut()) {
+                x = self.block(blk, &x, &bias, &mut taps, Some(c))?;
+            }
+            let x = self.ln(&causal::last_position(&x)?, &self.ln_f)?;
+            self.lm_head.forward(&x)?.to_dtype(DType::F32)
+        })
     }
 }
 

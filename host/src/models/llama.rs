@@ -412,12 +412,7 @@ impl Model for Llama {
     }
 
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
-        if side == Side::Encoder {
-            return Err(
-                ModelError::BadInput("decoder-only models have no encoder".into()).into_candle(),
-            );
-        }
-        causal::lookup(&self.embed, ids)
+        causal::embed(&self.embed, side, ids)
     }
 
     fn forward(&self, input: &ForwardInput, taps: &mut Taps) -> Result<ForwardOutput> {
@@ -452,54 +447,20 @@ impl Model for Llama {
         v
     }
 
+    /// KV-cached decoding: the forward's ops on the new positions, no graph.
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
-        if start.encoder_ids.is_some() {
-            return Err(
-                ModelError::BadInput("decoder-only models take no encoder input".into())
-                    .into_candle(),
-            );
-        }
-        Ok(Box::new(LlamaDecoding {
-            model: self,
-            caches: vec![None; self.layers.len()],
-            past: 0,
-        }))
-    }
-}
-
-/// KV-cached decoding for [`Llama`] (same ops as the forward, no graph).
-struct LlamaDecoding<'a> {
-    model: &'a Llama,
-    caches: Vec<Option<(Tensor, Tensor)>>,
-    past: usize,
-}
-
-impl DecodingState for LlamaDecoding<'_> {
-    fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let m = self.model;
-        let (_, n) = ids.dims2()?;
-        let total = mask.dim(1)?;
-        if total != self.past + n {
-            candle_core::bail!(
-                "decoding mask has {total} columns, expected {}",
-                self.past + n
-            );
-        }
-        causal::check_len(&m.spec, total)?;
-        let mut x = causal::lookup(&m.embed, ids)?.to_dtype(m.embed.dtype())?;
-        let ctx = m.ctx(mask, n, self.past, x.dtype(), x.device())?;
-        let mut taps = Taps::none();
-        for (l, c) in m.layers.iter().zip(self.caches.iter_mut()) {
-            x = m.layer(l, &x, &ctx, &mut taps, Some(c))?;
-        }
-        let x = causal::last_position(&x)?;
-        let x = ops::rms_norm(&x, &m.norm, m.cfg.rms_norm_eps)?;
-        self.past = total;
-        m.lm_head.forward(&x)?.to_dtype(DType::F32)
-    }
-
-    fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
-        causal::select_cache_rows(&mut self.caches, rows)
+        let n_layers = self.layers.len();
+        causal::start_decoding(&self.spec, n_layers, start, |ids, mask, past, caches| {
+            let mut x = causal::lookup(&self.embed, ids)?.to_dtype(self.embed.dtype())?;
+            let ctx = self.ctx(mask, ids.dim(1)?, past, x.dtype(), x.device())?;
+            let mut taps = Taps::none();
+            for (l, c) in self.layers.iter().zip(caches.iter_mut()) {
+                x = self.layer(l, &x, &ctx, &mut taps, Some(c))?;
+            }
+            let x = causal::last_position(&x)?;
+            let x = ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+            self.lm_head.forward(&x)?.to_dtype(DType::F32)
+        })
     }
 }
 

@@ -46,15 +46,9 @@ pub struct MarianConfig {
     /// Multiply embeddings by `sqrt(d_model)`.
     #[serde(default)]
     pub scale_embedding: bool,
-    /// `dropout` (MC dropout only).
-    #[serde(default = "d_dropout")]
-    pub dropout: f64,
-    /// `attention_dropout` (MC dropout only).
-    #[serde(default)]
-    pub attention_dropout: f64,
-    /// `activation_dropout` (MC dropout only).
-    #[serde(default)]
-    pub activation_dropout: f64,
+    /// `dropout`, `attention_dropout`, `activation_dropout` (MC dropout only).
+    #[serde(flatten)]
+    pub dropout: Dropouts,
     /// Padding id (also the decoder start for Marian).
     #[serde(default = "d_pad")]
     pub pad_token_id: Option<u32>,
@@ -86,9 +80,6 @@ fn d_16() -> usize {
 }
 fn d_4096() -> usize {
     4096
-}
-fn d_dropout() -> f64 {
-    0.1
 }
 
 fn d_gelu() -> String {
@@ -130,11 +121,7 @@ impl MarianConfig {
             pre_norm: false,
             final_layer_norm: false,
             layer_norm_eps: 1e-5,
-            dropout: Dropouts {
-                hidden: self.dropout,
-                attention: self.attention_dropout,
-                activation: self.activation_dropout,
-            },
+            dropout: self.dropout,
         }
     }
 

@@ -1,8 +1,12 @@
 //! What the gradient methods share: sides and endpoints of the attributed inputs, chunked host
-//! gradient requests, accumulation, convergence deltas and the output layout.
+//! gradient requests, accumulation, convergence deltas and the output layout; [`PathRun`] drives
+//! the methods that take gradients at many points per sequence.
 
 use rinseq_sdk::layout::{mask_future_positions, point, steps_to_token_major};
 use rinseq_sdk::prelude::*;
+
+mod path_run;
+pub use path_run::PathRun;
 
 /// Gradients of the attributed function at the actual input, for every step of sequence `i`:
 /// `(source, target)` as `(steps, len, hidden)` tensors.
@@ -66,6 +70,16 @@ pub fn times_input(g: &mut Tensor, x: &Tensor) -> Result<(), PluginError> {
             .for_each(|(a, b)| *a *= b);
     }
     Ok(())
+}
+
+/// The capabilities of the input-embedding methods with baselines: gradients and baselines,
+/// granular scores, `vnorm` by default.
+pub fn baseline_method_capabilities() -> Capabilities {
+    Capabilities::method(
+        Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+        OutputKind::GRANULAR,
+        "vnorm",
+    )
 }
 
 /// Which input sides a method attributes: the source on encoder-decoder models, the target when
@@ -278,6 +292,41 @@ impl Accum {
         }
     }
 
+    /// The accumulator of `side` and the gradients `grads` hold for it, checked to be the same
+    /// size.
+    pub fn with_grads<'g>(
+        &mut self,
+        side: Side,
+        grads: &PointGrads<'g>,
+    ) -> Result<(&mut [f64], &'g [f32]), PluginError> {
+        let g = grads.side(side).ok_or_else(|| missing_side(side))?;
+        let a = self
+            .side_mut(side)
+            .expect("accumulator per attributed side");
+        if a.len() != g.len() {
+            return Err(PluginError::new(
+                ErrorCode::SHAPE_MISMATCH,
+                format!("host gradients of {} values, expected {}", g.len(), a.len()),
+            ));
+        }
+        Ok((a, g))
+    }
+
+    /// [`Accum::finish`] with the path methods' `multiply_by_inputs`: times `x − x′` when set.
+    pub fn finish_by_inputs(
+        self,
+        ends: &Endpoints,
+        multiply_by_inputs: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>), PluginError> {
+        self.finish(ends, |e| {
+            if multiply_by_inputs {
+                e.diff().map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+    }
+
     /// Turns the sums into `(steps, len, hidden)` tensors, multiplying each `(len, hidden)` slice
     /// elementwise by `factor(side)` when given.
     pub fn finish(
@@ -441,19 +490,31 @@ pub fn accumulate(
     weight: f64,
 ) -> Result<(), PluginError> {
     for (side, _) in ends.sides() {
-        let g = grads.side(side).ok_or_else(|| missing_side(side))?;
-        let a = acc.side_mut(side).expect("accumulator per attributed side");
-        if a.len() != g.len() {
-            return Err(PluginError::new(
-                ErrorCode::SHAPE_MISMATCH,
-                format!("host gradients of {} values, expected {}", g.len(), a.len()),
-            ));
-        }
+        let (a, g) = acc.with_grads(side, grads)?;
         a.iter_mut()
             .zip(g)
             .for_each(|(a, g)| *a += weight * *g as f64);
     }
     Ok(())
+}
+
+/// Adds `g · weight(j)` (`j` the hidden index) to position `pos` of every step of the
+/// `(steps, len, hidden)` sums `a` of side `e`, the gradients `g` laid out alike: the methods
+/// whose points move one token (SIG) or each token along its own path (DIG).
+pub fn add_at_position(
+    a: &mut [f64],
+    g: &[f32],
+    e: &SideEnds,
+    pos: usize,
+    weight: impl Fn(usize) -> f64,
+) {
+    let (per_step, h) = (e.len() * e.hidden(), e.hidden());
+    for (a, g) in a.chunks_exact_mut(per_step).zip(g.chunks_exact(per_step)) {
+        let at = pos * h;
+        for j in 0..h {
+            a[at + j] += g[at + j] as f64 * weight(j);
+        }
+    }
 }
 
 /// The error for gradients the host did not return for an attributed side.

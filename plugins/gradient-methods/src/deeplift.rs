@@ -11,10 +11,9 @@ use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
 use crate::common::{
-    accumulate, convergence_deltas, finish_sequence, for_each_point, point_scores, Accum,
-    AttributedSides, Endpoints, Progress,
+    accumulate, baseline_method_capabilities, convergence_deltas, finish_sequence, point_scores,
+    AttributedSides, PathRun,
 };
-use crate::integrated_gradients::input_baseline_point;
 
 /// Parameters of `deeplift`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -45,11 +44,7 @@ impl PluginInfo for DeepLift {
         "DeepLIFT rescale-rule multipliers times (input - baseline) (Captum DeepLift).";
     type Params = DeepLiftParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(
-            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
-            OutputKind::GRANULAR,
-            "vnorm",
-        )
+        baseline_method_capabilities()
     }
 }
 
@@ -79,26 +74,21 @@ pub fn run_deeplift(
     sides: AttributedSides,
     p: &DeepLiftParams,
 ) -> Result<AttributionOutput, PluginError> {
-    let mut progress = Progress::new(request.sequences.len() as u64);
-    let mut out = AttributionOutput::default();
-    for (i, seq) in request.sequences.iter().enumerate() {
-        let ends = Endpoints::load(host, i, wrt, sides, true)?;
-        let mut acc = Accum::new(&ends, seq.steps.len());
+    // The baseline point and the input, in one request per sequence.
+    let run = PathRun::new(host, request, wrt, sides, Some(2), 2)
+        .with_rule(GradientRule::DEEPLIFT_RESCALE);
+    run.run(|s, progress| {
+        let (i, seq) = (s.i, s.seq);
+        let mut acc = s.accum();
         let mut f = vec![Vec::new(), Vec::new()];
-        for_each_point(
-            host,
-            i,
-            seq,
-            wrt,
-            GradientRule::DEEPLIFT_RESCALE,
+        s.for_each_point(
             2,
-            2,
-            &mut progress,
+            progress,
             |k| {
                 if k == 0 && *wrt != Wrt::InputEmbeddings {
                     Ok(baseline_input_ids(request, i))
                 } else if k == 0 {
-                    ends.baseline_point()
+                    s.ends.baseline_point()
                 } else {
                     Ok(InputPoint::actual())
                 }
@@ -106,21 +96,15 @@ pub fn run_deeplift(
             |k, g| {
                 f[k] = g.scores.to_vec();
                 if k == 1 {
-                    accumulate(&mut acc, &ends, &g, 1.0)?;
+                    accumulate(&mut acc, &s.ends, &g, 1.0)?;
                 }
                 Ok(())
             },
         )?;
-        let (src, tgt) = acc.finish(&ends, |e| {
-            if p.multiply_by_inputs {
-                e.diff().map(Some)
-            } else {
-                Ok(None)
-            }
-        })?;
+        let (src, tgt) = acc.finish_by_inputs(&s.ends, p.multiply_by_inputs)?;
         let deltas = if p.return_convergence_delta {
             if *wrt != Wrt::InputEmbeddings {
-                let baseline = input_baseline_point(host, request, i, wrt, &ends)?;
+                let baseline = s.input_baseline_point()?;
                 f = point_scores(host, i, seq, vec![baseline, InputPoint::actual()])?;
             }
             Some(convergence_deltas(
@@ -132,9 +116,8 @@ pub fn run_deeplift(
         } else {
             None
         };
-        out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
-    }
-    Ok(out)
+        finish_sequence(seq, src, tgt, deltas)
+    })
 }
 
 /// The baseline input of sequence `i` as token ids: the source always, the target when it is an

@@ -33,8 +33,7 @@ use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
 use crate::common::{
-    check_batch_size, convergence_deltas, finish_sequence, for_each_point, missing_side, n_chunks,
-    point_scores, points_per_request, Accum, AttributedSides, Endpoints, Progress,
+    add_at_position, baseline_method_capabilities, check_batch_size, PathRun, PointGrads,
 };
 
 /// How the next word of a path is chosen among the current word's neighbours (Inseq's
@@ -111,11 +110,7 @@ impl PluginInfo for DiscretizedIntegratedGradients {
         "Integrated gradients along monotonic paths through vocabulary embeddings (DIG).";
     type Params = DigParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(
-            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
-            OutputKind::GRANULAR,
-            "vnorm",
-        )
+        baseline_method_capabilities()
     }
 }
 
@@ -554,28 +549,20 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
         request: &AttributionRequest,
     ) -> Result<AttributionOutput, PluginError> {
         let p = &self.0;
-        let sides = AttributedSides::of(host, request);
-        let wrt = Wrt::InputEmbeddings;
         // The gradient at the input itself is multiplied by a zero step: not requested.
         let n_points = p.n_steps - 1;
-        let chunks: Vec<usize> = request
-            .sequences
-            .iter()
-            .map(|seq| points_per_request(p.internal_batch_size, n_points, host, seq, sides))
-            .collect();
-        let mut progress = Progress::new(chunks.iter().map(|&c| n_chunks(n_points, c)).sum());
+        let run = PathRun::on_inputs(host, request, p.internal_batch_size, n_points);
         let mut paths = Paths {
             p,
             specials: self.special_tokens(host, request)?,
             builders: [None, None],
             cache: HashMap::new(),
         };
-        let mut out = AttributionOutput::default();
-        for (i, seq) in request.sequences.iter().enumerate() {
-            let ends = Endpoints::load(host, i, &wrt, sides, true)?;
+        run.run(|s, progress| {
+            let ends = &s.ends;
             let mut side_paths: [SidePaths; 2] = [Vec::new(), Vec::new()];
             for (side, e) in ends.sides() {
-                let sp = paths.side_paths(host, seq, side)?;
+                let sp = paths.side_paths(host, s.seq, side)?;
                 if sp.len() != e.len() {
                     return Err(PluginError::new(
                         ErrorCode::SHAPE_MISMATCH,
@@ -584,8 +571,7 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
                 }
                 side_paths[side.0 as usize & 1] = sp;
             }
-            let n_steps = seq.steps.len();
-            let mut acc = Accum::new(&ends, n_steps);
+            let mut acc = s.accum();
             let make_point = |k: usize| {
                 ends.point(|side, e| {
                     let h = e.hidden();
@@ -599,74 +585,24 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
                     Ok(t)
                 })
             };
-            for_each_point(
-                host,
-                i,
-                seq,
-                &wrt,
-                GradientRule::STANDARD,
-                n_points,
-                chunks[i],
-                &mut progress,
-                make_point,
-                |k, g| {
-                    for (side, e) in ends.sides() {
-                        let gs = g.side(side).ok_or_else(|| missing_side(side))?;
-                        let (len, h) = (e.len(), e.hidden());
-                        let a = acc.side_mut(side).expect("accumulator per attributed side");
-                        if gs.len() != a.len() {
-                            return Err(PluginError::new(
-                                ErrorCode::SHAPE_MISMATCH,
-                                format!(
-                                    "host gradients of {} values, expected {}",
-                                    gs.len(),
-                                    a.len()
-                                ),
-                            ));
-                        }
-                        for (pos, path) in side_paths[side.0 as usize & 1].iter().enumerate() {
-                            let Some(path) = path else { continue };
-                            // x_{k+1} − x_k, in f32 as Inseq computes it.
-                            let step: Vec<f32> = (0..h)
-                                .map(|j| path[(k + 1) * h + j] - path[k * h + j])
-                                .collect();
-                            for s in 0..n_steps {
-                                let at = (s * len + pos) * h;
-                                for (j, dx) in step.iter().enumerate() {
-                                    a[at + j] += gs[at + j] as f64 * *dx as f64;
-                                }
-                            }
-                        }
+            let visit = |k: usize, g: PointGrads<'_>| {
+                for (side, e) in ends.sides() {
+                    let (a, gs) = acc.with_grads(side, &g)?;
+                    let h = e.hidden();
+                    for (pos, path) in side_paths[side.0 as usize & 1].iter().enumerate() {
+                        let Some(path) = path else { continue };
+                        // x_{k+1} − x_k, in f32 as Inseq computes it.
+                        let step: Vec<f32> = (0..h)
+                            .map(|j| path[(k + 1) * h + j] - path[k * h + j])
+                            .collect();
+                        add_at_position(a, gs, e, pos, |j| step[j] as f64);
                     }
-                    Ok(())
-                },
-            )?;
-            let (src, tgt) = acc.finish(&ends, |e| {
-                if p.multiply_by_inputs {
-                    e.diff().map(Some)
-                } else {
-                    Ok(None)
                 }
-            })?;
-            let deltas = if p.return_convergence_delta {
-                let f = point_scores(
-                    host,
-                    i,
-                    seq,
-                    vec![InputPoint::actual(), ends.baseline_point()?],
-                )?;
-                Some(convergence_deltas(
-                    src.as_ref(),
-                    tgt.as_ref(),
-                    &f[0],
-                    &f[1],
-                )?)
-            } else {
-                None
+                Ok(())
             };
-            out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
-        }
-        Ok(out)
+            s.for_each_point(n_points, progress, make_point, visit)?;
+            s.finish(acc, p.multiply_by_inputs, p.return_convergence_delta)
+        })
     }
 }
 

@@ -14,8 +14,8 @@ use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
 use crate::common::{
-    accumulate, check_batch_size, convergence_deltas, finish_sequence, for_each_point, n_chunks,
-    point_scores, points_per_request, Accum, AttributedSides, Endpoints, PointGrads, Progress,
+    accumulate, baseline_method_capabilities, check_batch_size, convergence_deltas,
+    finish_sequence, point_scores, PathRun,
 };
 
 /// Parameters of `gradient_shap`.
@@ -62,11 +62,7 @@ impl PluginInfo for GradientShap {
         "Expected gradients between the baseline and noisy inputs (Captum GradientShap).";
     type Params = GradientShapParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(
-            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
-            OutputKind::GRANULAR,
-            "vnorm",
-        )
+        baseline_method_capabilities()
     }
 }
 
@@ -111,17 +107,9 @@ impl AttributionPlugin for GradientShap {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
-        let sides = AttributedSides::of(host, request);
-        let chunks: Vec<usize> = request
-            .sequences
-            .iter()
-            .map(|seq| points_per_request(p.internal_batch_size, p.n_samples, host, seq, sides))
-            .collect();
-        let mut progress = Progress::new(chunks.iter().map(|&c| n_chunks(p.n_samples, c)).sum());
-        let mut out = AttributionOutput::default();
-        let wrt = Wrt::InputEmbeddings;
-        for (i, seq) in request.sequences.iter().enumerate() {
-            let ends = Endpoints::load(host, i, &wrt, sides, true)?;
+        let run = PathRun::on_inputs(host, request, p.internal_batch_size, p.n_samples);
+        run.run(|one, progress| {
+            let (i, seq, ends) = (one.i, one.seq, &one.ends);
             let noisy = |x: &Tensor, rng: &mut StdRng| {
                 let data = x
                     .data
@@ -178,50 +166,26 @@ impl AttributionPlugin for GradientShap {
                     Tensor::new(xt.shape.to_vec(), data)
                 })
             };
-            let mut acc = Accum::new(&ends, seq.steps.len());
+            let mut acc = one.accum();
             let w = 1.0 / p.n_samples as f64;
-            for_each_point(
-                host,
-                i,
-                seq,
-                &wrt,
-                GradientRule::STANDARD,
-                p.n_samples,
-                chunks[i],
-                &mut progress,
-                make_point,
-                |k, g: PointGrads<'_>| {
-                    if !p.multiply_by_inputs {
-                        return accumulate(&mut acc, &ends, &g, w);
+            one.for_each_point(p.n_samples, progress, make_point, |k, g| {
+                if !p.multiply_by_inputs {
+                    return accumulate(&mut acc, ends, &g, w);
+                }
+                // (x̃ₖ − x′) ⊙ gₖ differs per sample: multiply before accumulating.
+                for (side, e) in ends.sides() {
+                    let (a, gs) = acc.with_grads(side, &g)?;
+                    let xt = noisy_of(&samples[k], side);
+                    let b = e.baseline()?;
+                    let n = xt.data.len();
+                    for (j, (a, g)) in a.iter_mut().zip(gs).enumerate() {
+                        let d = xt.data[j % n] - b.data[j % n];
+                        *a += w * (*g as f64) * d as f64;
                     }
-                    // (x̃ₖ − x′) ⊙ gₖ differs per sample: multiply before accumulating.
-                    for (side, e) in ends.sides() {
-                        let gs = g
-                            .side(side)
-                            .ok_or_else(|| crate::common::missing_side(side))?;
-                        let xt = noisy_of(&samples[k], side);
-                        let b = e.baseline()?;
-                        let n = xt.data.len();
-                        let a = acc.side_mut(side).expect("accumulator per attributed side");
-                        if a.len() != gs.len() {
-                            return Err(PluginError::new(
-                                ErrorCode::SHAPE_MISMATCH,
-                                format!(
-                                    "host gradients of {} values, expected {}",
-                                    gs.len(),
-                                    a.len()
-                                ),
-                            ));
-                        }
-                        for (j, (a, g)) in a.iter_mut().zip(gs).enumerate() {
-                            let d = xt.data[j % n] - b.data[j % n];
-                            *a += w * (*g as f64) * d as f64;
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
-            let (src, tgt) = acc.finish(&ends, |_| Ok(None))?;
+                }
+                Ok(())
+            })?;
+            let (src, tgt) = acc.finish(ends, |_| Ok(None))?;
             let deltas = if p.return_convergence_delta {
                 // f at every noisy input, then f at the baseline.
                 let mut points = samples
@@ -245,8 +209,7 @@ impl AttributionPlugin for GradientShap {
             } else {
                 None
             };
-            out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
-        }
-        Ok(out)
+            finish_sequence(seq, src, tgt, deltas)
+        })
     }
 }

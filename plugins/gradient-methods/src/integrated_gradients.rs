@@ -5,8 +5,8 @@ use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
 use crate::common::{
-    accumulate, check_batch_size, convergence_deltas, finish_sequence, for_each_point, n_chunks,
-    point_scores, points_per_request, Accum, AttributedSides, Endpoints, Progress,
+    accumulate, baseline_method_capabilities, check_batch_size, AttributedSides, PathRun,
+    PointGrads,
 };
 use crate::quadrature::IntegrationMethod;
 
@@ -58,11 +58,7 @@ impl PluginInfo for IntegratedGradients {
         "Integrated gradients from the baseline to the input embeddings (Captum IntegratedGradients).";
     type Params = IntegratedGradientsParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(
-            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
-            OutputKind::GRANULAR,
-            "vnorm",
-        )
+        baseline_method_capabilities()
     }
 }
 
@@ -82,36 +78,6 @@ impl AttributionPlugin for IntegratedGradients {
     }
 }
 
-/// `Σ_k w_k ∂f(x′ + α_k (x − x′))` over the quadrature points, per attributed side, as
-/// `(steps, len, hidden)` sums.
-#[allow(clippy::too_many_arguments)]
-pub fn integrate(
-    host: &Host<'_>,
-    i: usize,
-    seq: &SequenceInput,
-    wrt: &Wrt,
-    ends: &Endpoints,
-    p: &IntegratedGradientsParams,
-    chunk: usize,
-    progress: &mut Progress,
-) -> Result<Accum, PluginError> {
-    let (weights, alphas) = p.method.table(p.n_steps);
-    let mut acc = Accum::new(ends, seq.steps.len());
-    for_each_point(
-        host,
-        i,
-        seq,
-        wrt,
-        GradientRule::STANDARD,
-        p.n_steps,
-        chunk,
-        progress,
-        |k| ends.point(|_, e| e.lerp(alphas[k] as f32)),
-        |k, g| accumulate(&mut acc, ends, &g, weights[k]),
-    )?;
-    Ok(acc)
-}
-
 /// Integrated gradients at `wrt` (input embeddings or a layer) for every sequence; deltas compare
 /// against the model at the actual and baseline *inputs*, as Captum does for layer methods too.
 pub fn run_integrated_gradients(
@@ -121,52 +87,14 @@ pub fn run_integrated_gradients(
     sides: AttributedSides,
     p: &IntegratedGradientsParams,
 ) -> Result<AttributionOutput, PluginError> {
-    let chunks: Vec<usize> = request
-        .sequences
-        .iter()
-        .map(|seq| points_per_request(p.internal_batch_size, p.n_steps, host, seq, sides))
-        .collect();
-    let mut progress = Progress::new(chunks.iter().map(|&c| n_chunks(p.n_steps, c)).sum());
-    let mut out = AttributionOutput::default();
-    for (i, seq) in request.sequences.iter().enumerate() {
-        let ends = Endpoints::load(host, i, wrt, sides, true)?;
-        let acc = integrate(host, i, seq, wrt, &ends, p, chunks[i], &mut progress)?;
-        let (src, tgt) = acc.finish(&ends, |e| {
-            if p.multiply_by_inputs {
-                e.diff().map(Some)
-            } else {
-                Ok(None)
-            }
-        })?;
-        let deltas = if p.return_convergence_delta {
-            let baseline = input_baseline_point(host, request, i, wrt, &ends)?;
-            let f = point_scores(host, i, seq, vec![InputPoint::actual(), baseline])?;
-            Some(convergence_deltas(
-                src.as_ref(),
-                tgt.as_ref(),
-                &f[0],
-                &f[1],
-            )?)
-        } else {
-            None
-        };
-        out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
-    }
-    Ok(out)
-}
-
-/// The baseline *input* point of sequence `i` (baseline embeddings on the attributed input
-/// sides), reusing `ends` when they already are input embeddings.
-pub fn input_baseline_point(
-    host: &Host<'_>,
-    request: &AttributionRequest,
-    i: usize,
-    wrt: &Wrt,
-    ends: &Endpoints,
-) -> Result<InputPoint, PluginError> {
-    if *wrt == Wrt::InputEmbeddings && ends.sides().all(|(_, e)| e.b.is_some()) {
-        return ends.baseline_point();
-    }
-    let sides = AttributedSides::of(host, request);
-    Endpoints::load(host, i, &Wrt::InputEmbeddings, sides, true)?.baseline_point()
+    let (weights, alphas) = p.method.table(p.n_steps);
+    let run = PathRun::new(host, request, wrt, sides, p.internal_batch_size, p.n_steps);
+    run.run(|s, progress| {
+        // Σ_k w_k ∂f(x′ + α_k (x − x′)) over the quadrature points.
+        let mut acc = s.accum();
+        let point = |k: usize| s.ends.point(|_, e| e.lerp(alphas[k] as f32));
+        let visit = |k: usize, g: PointGrads<'_>| accumulate(&mut acc, &s.ends, &g, weights[k]);
+        s.for_each_point(p.n_steps, progress, point, visit)?;
+        s.finish(acc, p.multiply_by_inputs, p.return_convergence_delta)
+    })
 }

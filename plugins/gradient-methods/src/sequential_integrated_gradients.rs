@@ -12,8 +12,8 @@ use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
 use crate::common::{
-    check_batch_size, convergence_deltas, finish_sequence, for_each_point, missing_side, n_chunks,
-    point_scores, points_per_request, Accum, AttributedSides, Endpoints, Progress,
+    add_at_position, baseline_method_capabilities, check_batch_size, AttributedSides, Endpoints,
+    PathRun, PointGrads,
 };
 use crate::quadrature::IntegrationMethod;
 
@@ -57,11 +57,7 @@ impl PluginInfo for SequentialIntegratedGradients {
         "Integrated gradients of each token along its own path, the others fixed (SIG).";
     type Params = SigParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(
-            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
-            OutputKind::GRANULAR,
-            "vnorm",
-        )
+        baseline_method_capabilities()
     }
 }
 
@@ -98,27 +94,14 @@ impl AttributionPlugin for SequentialIntegratedGradients {
         request: &AttributionRequest,
     ) -> Result<AttributionOutput, PluginError> {
         let p = &self.0;
-        let sides = AttributedSides::of(host, request);
-        let chunks: Vec<usize> = request
-            .sequences
-            .iter()
-            .map(|seq| points_per_request(p.internal_batch_size, p.n_steps, host, seq, sides))
-            .collect();
-        let total: u64 = request
-            .sequences
-            .iter()
-            .zip(&chunks)
-            .map(|(s, &c)| n_chunks(n_positions(s, sides) * p.n_steps, c))
-            .sum();
-        let mut progress = Progress::new(total);
         let (weights, alphas) = p.method.table(p.n_steps);
-        let wrt = Wrt::InputEmbeddings;
-        let mut out = AttributionOutput::default();
-        for (i, seq) in request.sequences.iter().enumerate() {
-            let ends = Endpoints::load(host, i, &wrt, sides, true)?;
-            let pos = positions(seq, &ends);
-            let n_steps = seq.steps.len();
-            let mut acc = Accum::new(&ends, n_steps);
+        // One token's n_steps points per request by default.
+        let run = PathRun::on_inputs(host, request, p.internal_batch_size, p.n_steps)
+            .points_per_sequence(|seq, sides| n_positions(seq, sides) * p.n_steps);
+        run.run(|s, progress| {
+            let ends = &s.ends;
+            let pos = positions(s.seq, ends);
+            let mut acc = s.accum();
             // Point k: token pos[k / n] on the path at alphas[k % n], everything else actual.
             let make_point = |k: usize| {
                 let (idx, alpha) = (pos[k / p.n_steps], alphas[k % p.n_steps] as f32);
@@ -134,71 +117,20 @@ impl AttributionPlugin for SequentialIntegratedGradients {
                     Ok(t)
                 })
             };
-            for_each_point(
-                host,
-                i,
-                seq,
-                &wrt,
-                GradientRule::STANDARD,
-                pos.len() * p.n_steps,
-                chunks[i],
-                &mut progress,
-                make_point,
-                |k, g| {
-                    let (idx, w) = (pos[k / p.n_steps], weights[k % p.n_steps]);
-                    for (side, e) in ends.sides() {
-                        if idx >= e.len() {
-                            continue;
-                        }
-                        let gs = g.side(side).ok_or_else(|| missing_side(side))?;
-                        let (len, h) = (e.len(), e.hidden());
-                        let a = acc.side_mut(side).expect("accumulator per attributed side");
-                        if gs.len() != a.len() {
-                            return Err(PluginError::new(
-                                ErrorCode::SHAPE_MISMATCH,
-                                format!(
-                                    "host gradients of {} values, expected {}",
-                                    gs.len(),
-                                    a.len()
-                                ),
-                            ));
-                        }
-                        // Only token idx's own row: (steps, len, hidden).
-                        for s in 0..n_steps {
-                            let at = (s * len + idx) * h;
-                            for j in at..at + h {
-                                a[j] += w * gs[j] as f64;
-                            }
-                        }
+            let visit = |k: usize, g: PointGrads<'_>| {
+                let (idx, w) = (pos[k / p.n_steps], weights[k % p.n_steps]);
+                for (side, e) in ends.sides() {
+                    // Only token idx's own row.
+                    if idx < e.len() {
+                        let (a, gs) = acc.with_grads(side, &g)?;
+                        add_at_position(a, gs, e, idx, |_| w);
                     }
-                    Ok(())
-                },
-            )?;
-            let (src, tgt) = acc.finish(&ends, |e| {
-                if p.multiply_by_inputs {
-                    e.diff().map(Some)
-                } else {
-                    Ok(None)
                 }
-            })?;
-            let deltas = if p.return_convergence_delta {
-                let f = point_scores(
-                    host,
-                    i,
-                    seq,
-                    vec![InputPoint::actual(), ends.baseline_point()?],
-                )?;
-                Some(convergence_deltas(
-                    src.as_ref(),
-                    tgt.as_ref(),
-                    &f[0],
-                    &f[1],
-                )?)
-            } else {
-                None
+                Ok(())
             };
-            out.sequences.push(finish_sequence(seq, src, tgt, deltas)?);
-        }
-        Ok(out)
+            let n_points = pos.len() * p.n_steps;
+            s.for_each_point(n_points, progress, make_point, visit)?;
+            s.finish(acc, p.multiply_by_inputs, p.return_convergence_delta)
+        })
     }
 }

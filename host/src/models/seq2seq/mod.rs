@@ -12,6 +12,7 @@ pub mod load;
 pub mod positions;
 
 use candle_core::{DType, Result, Tensor};
+use serde::Deserialize;
 
 use crate::models::causal::parse_config;
 use crate::models::ops::{self, ConstLinear};
@@ -53,15 +54,24 @@ pub struct Seq2SeqConfig {
     pub dropout: Dropouts,
 }
 
-/// HF dropout probabilities of a BART-family model, applied only under MC dropout.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// HF dropout probabilities of a BART-family model, applied only under MC dropout. BART's and
+/// Marian's configs read them with `#[serde(flatten)]` from the same keys, with transformers'
+/// defaults (`Default` is no dropout at all).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
 pub struct Dropouts {
-    /// `dropout`: after the embeddings and on every sub-block output.
+    /// `dropout`: after the embeddings and on every sub-block output (default 0.1).
+    #[serde(rename = "dropout", default = "d_dropout")]
     pub hidden: f64,
-    /// `attention_dropout`: on the attention probabilities.
+    /// `attention_dropout`: on the attention probabilities (default 0).
+    #[serde(rename = "attention_dropout", default)]
     pub attention: f64,
-    /// `activation_dropout`: after the feed-forward activation.
+    /// `activation_dropout`: after the feed-forward activation (default 0).
+    #[serde(rename = "activation_dropout", default)]
     pub activation: f64,
+}
+
+fn d_dropout() -> f64 {
+    0.1
 }
 
 impl Seq2SeqConfig {
