@@ -233,7 +233,10 @@ fn step_outputs_slice_the_sequence_matrices() {
         view,
         rinseq::output::SequenceClass::Granular,
     );
-    let steps = step_outputs(std::slice::from_ref(&seq));
+    let steps = step_outputs(
+        std::slice::from_ref(&seq),
+        std::slice::from_ref(&r.sequences[0].sequence.steps),
+    );
     assert_eq!(steps.len(), seq.n_steps());
     let src = seq.source_attributions.as_ref().unwrap();
     let (len, n, hidden) = (src.shape[0], src.shape[1], src.shape[2]);

@@ -255,8 +255,14 @@ pub fn run(
         info.insert("generated_texts".into(), texts.into());
         let mut out = to_output(&run, decoder_only, class, info);
         if args.output_step_attributions {
+            let positions: Vec<Vec<usize>> = run
+                .sequences
+                .iter()
+                .map(|a| a.sequence.steps.clone())
+                .collect();
             out.step_attributions = Some(crate::output::steps::step_outputs(
                 &out.sequence_attributions,
+                &positions,
             ));
         }
         let options = SaveOptions {

@@ -37,17 +37,18 @@ fn batch(rows: Vec<(usize, Vec<f32>)>, extra_shape: &[usize]) -> Option<Tensor> 
 }
 
 /// One side of step `j` for every sequence: `(batch, len, extra...)`, or none without tensors.
-fn side(
-    seqs: &[FeatureAttributionSequenceOutput],
+fn side<'s>(
+    seqs: &'s [FeatureAttributionSequenceOutput],
     j: usize,
-    pick: impl Fn(&FeatureAttributionSequenceOutput) -> Option<(&Tensor, usize)>,
+    pick: impl Fn(usize, &'s FeatureAttributionSequenceOutput) -> Option<(&'s Tensor, usize)>,
 ) -> Option<Tensor> {
-    let first = seqs.iter().find_map(&pick)?;
+    let first = seqs.iter().enumerate().find_map(|(i, s)| pick(i, s))?;
     let extra_shape: Vec<usize> = first.0.shape.iter().skip(2).copied().collect();
     let extra: usize = extra_shape.iter().product();
     let rows = seqs
         .iter()
-        .map(|s| match pick(s) {
+        .enumerate()
+        .map(|(i, s)| match pick(i, s) {
             Some((t, rows)) if j < s.n_steps() => {
                 let v = column(t, j, rows);
                 (v.len() / extra.max(1), v)
@@ -58,9 +59,13 @@ fn side(
     batch(rows, &extra_shape)
 }
 
-/// Inseq's `step_attributions` for `seqs`, one entry per step of the longest sequence.
+/// Inseq's `step_attributions` for `seqs`, one entry per step of the longest sequence;
+/// `positions[i][j]` is the target position attributed at step `j` of sequence `i` (usually
+/// `attr_pos_start + j`; one more with Inseq's inclusive encoder-decoder end, see
+/// [`crate::attribution::Positions`]).
 pub fn step_outputs(
     seqs: &[FeatureAttributionSequenceOutput],
+    positions: &[Vec<usize>],
 ) -> Vec<FeatureAttributionStepOutput> {
     let n = seqs.iter().map(|s| s.n_steps()).max().unwrap_or(0);
     let Some(first) = seqs.first() else {
@@ -69,7 +74,7 @@ pub fn step_outputs(
     let decoder_only = first.source_attributions.is_none();
     (0..n)
         .map(|j| {
-            let pos = |s: &FeatureAttributionSequenceOutput| s.attr_pos_start + j;
+            let pos = |i: usize| positions.get(i).and_then(|p| p.get(j)).copied();
             let mut step_scores = ScoreMap::new();
             for name in first.step_scores.keys() {
                 let values = seqs
@@ -86,23 +91,27 @@ pub fn step_outputs(
                 }
             }
             FeatureAttributionStepOutput {
-                source_attributions: side(seqs, j, |s| {
+                source_attributions: side(seqs, j, |_, s| {
                     s.source_attributions.as_ref().map(|t| (t, t.shape[0]))
                 }),
-                target_attributions: side(seqs, j, |s| {
-                    s.target_attributions.as_ref().map(|t| (t, pos(s)))
+                target_attributions: side(seqs, j, |i, s| {
+                    Some((s.target_attributions.as_ref()?, pos(i)?))
                 }),
                 step_scores,
                 sequence_scores: ScoreMap::new(),
                 source: (!decoder_only).then(|| seqs.iter().map(|s| s.source.clone()).collect()),
                 prefix: Some(
-                    seqs.iter()
-                        .map(|s| s.target[..pos(s).min(s.target.len())].to_vec())
+                    (seqs.iter().enumerate())
+                        .map(|(i, s)| match pos(i) {
+                            Some(p) => s.target[..p.min(s.target.len())].to_vec(),
+                            None => Vec::new(),
+                        })
                         .collect(),
                 ),
                 target: Some(
-                    seqs.iter()
-                        .map(|s| s.target.get(pos(s)).cloned().into_iter().collect())
+                    (seqs.iter().enumerate())
+                        .map(|(i, s)| pos(i).and_then(|p| s.target.get(p)).cloned())
+                        .map(|t| t.into_iter().collect())
                         .collect(),
                 ),
                 class: first.class,
@@ -142,7 +151,7 @@ mod tests {
 
     #[test]
     fn steps_slice_the_visible_prefix_and_pad_the_batch() {
-        let steps = step_outputs(&[seq(5, 2, 3), seq(4, 3, 1)]);
+        let steps = step_outputs(&[seq(5, 2, 3), seq(4, 3, 1)], &[vec![2, 3, 4], vec![3]]);
         assert_eq!(steps.len(), 3);
         let t0 = steps[0].target_attributions.as_ref().unwrap();
         // Step 0: prefixes of 2 and 3 tokens, padded to 3.
@@ -157,7 +166,9 @@ mod tests {
         let p = &steps[2].step_scores["probability"];
         assert!((p.data[0] - 0.2).abs() < 1e-6 && p.data[1].is_nan());
         assert_eq!(steps[1].target.as_ref().unwrap()[0][0].token, "t3");
-        assert_eq!(steps[1].prefix.as_ref().unwrap()[1].len(), 4);
+        // The second sequence has no step 1: empty prefix and target.
+        assert!(steps[1].prefix.as_ref().unwrap()[1].is_empty());
+        assert!(steps[1].target.as_ref().unwrap()[1].is_empty());
         assert!(steps[0].source.is_none());
     }
 }
