@@ -313,3 +313,54 @@ fn internals_record_taps_after_interventions() {
     let err = ask(vec![bad]).unwrap_err().to_string();
     assert!(err.contains("no tap named 'transformer.h.9.mlp'"), "{err}");
 }
+
+#[test]
+fn small_chunks_run_in_parallel_give_the_single_forward_results() {
+    use rinseq_sdk::{GradientRequest, GradientRule, InputPoint, PointSide, Wrt};
+    let (gpt2, generation) = fixture_model("gpt2", &json!({}));
+    let reg = registry();
+    let seqs = encode_batch(&gpt2, &[PROMPT.to_string()], &forced(FORCED), &generation).unwrap();
+    let target_fn = reg.step_function("probability", &json!({})).unwrap();
+    let host = |tokens_per_forward| rinseq::attribution::ModelHost {
+        model: gpt2.model.as_ref(),
+        name: "gpt2".into(),
+        sequences: &seqs,
+        target_fn: &target_fn.plugin,
+        dropout_samples: 0,
+        special_ids: vec![],
+        attribute_target: true,
+        tokens_per_forward,
+        force_contrast_inputs: false,
+    };
+    // Five points (the actual input and scaled copies of it) at every step.
+    let actual = host(64).as_ref().inputs(0, &Wrt::InputEmbeddings).unwrap()[1].clone();
+    let points: Vec<InputPoint> = (1..=5)
+        .map(|k| {
+            let mut t = actual.clone();
+            t.data.iter_mut().for_each(|v| *v *= k as f32 / 5.0);
+            InputPoint {
+                source: PointSide::Actual,
+                target: PointSide::Values(t),
+            }
+        })
+        .collect();
+    let request = GradientRequest {
+        sequence: 0,
+        wrt: Wrt::InputEmbeddings,
+        points: points.into(),
+        steps: seqs[0].steps.iter().map(|&s| s as u32).collect(),
+        rule: GradientRule::STANDARD,
+    };
+    // 8 tokens per forward: one or two rows per chunk, many chunks, run two at a time.
+    let small = host(8).as_ref().gradients(&request).unwrap();
+    let whole = host(100_000).as_ref().gradients(&request).unwrap();
+    // Chunks run on different prefix lengths: equal up to float summation order.
+    let close = |a: &rinseq_sdk::Tensor, b: &rinseq_sdk::Tensor| {
+        assert_eq!(a.shape, b.shape);
+        for (x, y) in a.data.iter().zip(b.data.iter()) {
+            assert!((x - y).abs() <= 1e-5 * (1e-3 + y.abs()), "{x} vs {y}");
+        }
+    };
+    close(&small.scores, &whole.scores);
+    close(&small.target.unwrap(), &whole.target.unwrap());
+}
