@@ -274,6 +274,7 @@ fn internals_record_taps_after_interventions() {
         attribute_target: true,
         tokens_per_forward: 64,
         force_contrast_inputs: false,
+        share_forward: false,
     };
     let tap = "transformer.h.0.mlp";
     let ask = |interventions: Vec<Intervention>| {
@@ -331,6 +332,7 @@ fn small_chunks_run_in_parallel_give_the_single_forward_results() {
         attribute_target: true,
         tokens_per_forward,
         force_contrast_inputs: false,
+        share_forward: false,
     };
     // Five points (the actual input and scaled copies of it) at every step.
     let actual = host(64).as_ref().inputs(0, &Wrt::InputEmbeddings).unwrap()[1].clone();

@@ -229,56 +229,25 @@ pub fn run_rows(
         samples.push(flat(&l.squeeze(1).map_err(host_err)?)?);
     }
     let vocab = values.len() / n;
-    let shape = [n, vocab];
     let want_grad = !matches!(mode, GradMode::None);
-    let (contrast_logits, contrast_ids, reused) = match &rows.contrast {
-        None => (ROption::RNone, &[][..], false),
-        Some(c) => {
-            let l = c.logits.as_deref().unwrap_or(&values);
-            (
-                ROption::RSome(TensorView::new(&shape, l)?),
-                c.target_ids.as_slice(),
-                c.logits.is_none(),
-            )
-        }
-    };
-    let sample_views = samples
-        .iter()
-        .map(|s| TensorView::new(&shape, s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let out = target_fn
-        .compute(StepInput {
-            logits: TensorView::new(&shape, &values)?,
-            target_ids: rows.target_ids.as_slice().into(),
-            contrast_logits,
-            contrast_target_ids: contrast_ids.into(),
-            dropout_logits: sample_views.as_slice().into(),
-            want_grad,
-        })
-        .into_result()?;
+    let (scores, g) = score_rows(
+        target_fn,
+        &values,
+        &rows.target_ids,
+        rows.contrast.as_ref(),
+        &samples,
+        want_grad,
+    )?;
     let mut result = RowResult {
-        scores: out.scores.to_vec(),
+        scores,
         source_grad: None,
         target_grad: None,
         layer_grad: None,
     };
-    if !want_grad {
+    let Some(g) = g else {
         return Ok(result);
-    }
-    let mut g = out.grad_logits.into_option().ok_or_else(|| {
-        PluginError::new(
-            ErrorCode::UNSUPPORTED,
-            "the attributed function returned no gradient: it cannot be an attribution target",
-        )
-    })?;
-    // Reused contrast logits are the same tensor: their gradient adds up.
-    if let (true, ROption::RSome(gc)) = (reused, &out.grad_contrast_logits) {
-        g.data
-            .iter_mut()
-            .zip(gc.data.iter())
-            .for_each(|(a, b)| *a += b);
-    }
-    let g = Tensor::from_slice(&g.data, (n, vocab), &device)
+    };
+    let g = Tensor::from_slice(&g, (n, vocab), &device)
         .and_then(|g| g.to_dtype(logits.dtype()))
         .map_err(host_err)?;
     // d(Σ_r <g_r, z_r>) / d inputs = Σ_r d score_r / d inputs, and row r only depends on its
@@ -309,4 +278,61 @@ pub fn run_rows(
     result.source_grad = take(&src_var)?;
     result.layer_grad = pad(take(&layer_var)?)?;
     Ok(result)
+}
+
+/// The attributed function on the logits `(rows × vocab)` of some rows: the scores, and (when
+/// `want_grad`) d score / d logits `(rows × vocab)`.
+pub fn score_rows(
+    target_fn: &StepFunctionBox,
+    logits: &[f32],
+    target_ids: &[u32],
+    contrast: Option<&RowContrast>,
+    dropout_samples: &[Vec<f32>],
+    want_grad: bool,
+) -> Result<(Vec<f32>, Option<Vec<f32>>), PluginError> {
+    let n = target_ids.len();
+    let shape = [n, logits.len() / n.max(1)];
+    let (contrast_logits, contrast_ids, reused) = match contrast {
+        None => (ROption::RNone, &[][..], false),
+        Some(c) => {
+            let l = c.logits.as_deref().unwrap_or(logits);
+            (
+                ROption::RSome(TensorView::new(&shape, l)?),
+                c.target_ids.as_slice(),
+                c.logits.is_none(),
+            )
+        }
+    };
+    let sample_views = dropout_samples
+        .iter()
+        .map(|s| TensorView::new(&shape, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = target_fn
+        .compute(StepInput {
+            logits: TensorView::new(&shape, logits)?,
+            target_ids: target_ids.into(),
+            contrast_logits,
+            contrast_target_ids: contrast_ids.into(),
+            dropout_logits: sample_views.as_slice().into(),
+            want_grad,
+        })
+        .into_result()?;
+    let scores = out.scores.to_vec();
+    if !want_grad {
+        return Ok((scores, None));
+    }
+    let mut g = out.grad_logits.into_option().ok_or_else(|| {
+        PluginError::new(
+            ErrorCode::UNSUPPORTED,
+            "the attributed function returned no gradient: it cannot be an attribution target",
+        )
+    })?;
+    // Reused contrast logits are the same tensor: their gradient adds up.
+    if let (true, ROption::RSome(gc)) = (reused, &out.grad_contrast_logits) {
+        g.data
+            .iter_mut()
+            .zip(gc.data.iter())
+            .for_each(|(a, b)| *a += b);
+    }
+    Ok((scores, Some(g.data.to_vec())))
 }

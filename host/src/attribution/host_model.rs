@@ -44,6 +44,9 @@ pub struct ModelHost<'a> {
     /// Run the contrast input for a contrastive attributed function (else reuse the original
     /// forward and change only the target id).
     pub force_contrast_inputs: bool,
+    /// Serve decoder-only gradient requests from one shared forward per input point where the
+    /// model can (`shared.rs`); `false` runs one differentiable forward per (point, step).
+    pub share_forward: bool,
 }
 
 pub(crate) fn host_err(e: impl std::fmt::Display) -> PluginError {

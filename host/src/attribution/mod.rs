@@ -16,6 +16,7 @@ pub mod layer;
 pub mod plan;
 pub mod result;
 pub mod sequence;
+pub mod shared;
 pub mod step_scores;
 
 use std::time::Instant;
@@ -389,6 +390,8 @@ pub fn attribute(
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(host_model::DEFAULT_TOKENS_PER_FORWARD),
             force_contrast_inputs: opts.contrast_force_inputs,
+            // `RINSEQ_SHARED_FORWARD=0` runs one forward per step (benchmarks, debugging).
+            share_forward: std::env::var("RINSEQ_SHARED_FORWARD").map_or(true, |v| v != "0"),
         };
         let request = AttributionRequest {
             sequences: chunk.iter().map(EncodedSequence::to_sdk).collect(),

@@ -13,6 +13,7 @@
 use candle_core::{DType, Result, Tensor, D};
 use serde::Deserialize;
 
+use super::backward::{self, PrefixBackward, Streams};
 use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear};
 use super::registry::{Architecture, BuildArgs};
@@ -241,11 +242,13 @@ impl Gpt2 {
         bias: &Tensor,
         taps: &mut Taps,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
+        save: Option<&mut Vec<BlockSaved>>,
     ) -> Result<Tensor> {
         let n = &blk.names;
         let d = self.cfg.n_embd;
         let h = self.cfg.n_head;
-        let x = &taps.input(&n.block, x.clone())?;
+        let x_in = &taps.input(&n.block, x.clone())?;
+        let x = x_in;
         let xn = taps.apply(&n.ln1, self.ln(x, &blk.ln1)?)?;
         let xn = taps.input(&n.attn, xn)?;
         let qkv = taps.apply(&n.c_attn, blk.c_attn.forward(&xn)?)?;
@@ -265,12 +268,96 @@ impl Gpt2 {
         let xn = taps.apply(&n.ln2, self.ln(&x, &blk.ln2)?)?;
         let xn = taps.input(&n.mlp, xn)?;
         let xn = taps.input(&n.c_fc, xn)?;
-        let m = taps.apply(&n.c_fc, blk.c_fc.forward(&xn)?)?;
-        let m = taps.activation(&n.act, &self.cfg.activation_function, &m)?;
+        let fc = taps.apply(&n.c_fc, blk.c_fc.forward(&xn)?)?;
+        let m = taps.activation(&n.act, &self.cfg.activation_function, &fc)?;
         let m = taps.input(&n.mlp_proj, m)?;
         let m = taps.apply(&n.mlp_proj, blk.mlp_proj.forward(&m)?)?;
         let m = taps.apply(&n.mlp, taps.dropout(m, self.cfg.resid_pdrop)?)?;
-        taps.apply(&n.block, (x + m)?)
+        let out = taps.apply(&n.block, (&x + m)?)?;
+        if let Some(save) = save {
+            save.push(BlockSaved {
+                x_in: x_in.clone(),
+                x_mid: x,
+                q: q.contiguous()?,
+                k: k.contiguous()?,
+                v: v.contiguous()?,
+                probs,
+                fc,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The input gradient of one block for the output gradient `dy` `(rows, t, hidden)` over
+    /// the first `t` positions of the saved forward `s`.
+    fn block_backward(
+        &self,
+        blk: &Block,
+        s: &BlockSaved,
+        streams: &Streams,
+        dy: &Tensor,
+    ) -> Result<Tensor> {
+        let t = dy.dim(1)?;
+        let eps = self.cfg.layer_norm_epsilon;
+        let cut = |x: &Tensor, dim: usize| streams.gather(x, dim);
+        let d_act = blk.mlp_proj.input_grad(dy)?;
+        let d_fc = backward::activation(&self.cfg.activation_function, &cut(&s.fc, 1)?, &d_act)?;
+        let dxn = blk.c_fc.input_grad(&d_fc)?;
+        let dx_mid = (dy + backward::layer_norm(&cut(&s.x_mid, 1)?, &blk.ln2.w, eps, &dxn)?)?;
+        let d_out = split_heads(&blk.c_proj.input_grad(&dx_mid)?, self.cfg.n_head)?;
+        let probs = cut(&s.probs, 2)?.narrow(3, 0, t)?;
+        let (q, k, v) = (cut(&s.q, 2)?, cut(&s.k, 2)?, cut(&s.v, 2)?);
+        let (dq, dk, dv) = backward::attention(&q, &k, &v, &probs, blk.scale, &d_out)?;
+        let dqkv = Tensor::cat(
+            &[merge_heads(&dq)?, merge_heads(&dk)?, merge_heads(&dv)?],
+            D::Minus1,
+        )?;
+        let dxn = blk.c_attn.input_grad(&dqkv)?;
+        dx_mid + backward::layer_norm(&cut(&s.x_in, 1)?, &blk.ln1.w, eps, &dxn)?
+    }
+}
+
+/// What one block's backward needs from the shared forward (`(rows, len, ...)` each).
+struct BlockSaved {
+    x_in: Tensor,
+    x_mid: Tensor,
+    /// Per-head queries, keys and values, `(rows, heads, len, head_dim)`.
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    probs: Tensor,
+    /// The MLP's first projection, before the activation.
+    fc: Tensor,
+}
+
+/// The shared forward of [`Model::prefix_forward`].
+struct Gpt2Prefix<'a> {
+    model: &'a Gpt2,
+    blocks: Vec<BlockSaved>,
+    /// Input of `ln_f`, and its output.
+    last: Tensor,
+    normed: Tensor,
+}
+
+impl PrefixBackward for Gpt2Prefix<'_> {
+    fn logits_at(&self, streams: &Streams) -> Result<Tensor> {
+        self.model.lm_head.forward(&streams.pick(&self.normed)?)
+    }
+
+    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor> {
+        let m = self.model;
+        let dh = m
+            .lm_head
+            .input_grad(&grad_logits.to_dtype(self.last.dtype())?)?;
+        let x = streams.pick(&self.last)?;
+        let eps = m.cfg.layer_norm_epsilon;
+        let dx = backward::layer_norm(&x, &m.ln_f.w, eps, &dh)?;
+        let mut dy = streams.place(&dx)?;
+        for (blk, s) in m.blocks.iter().zip(&self.blocks).rev() {
+            dy = m.block_backward(blk, s, streams, &dy)?;
+        }
+        // The blocks' input is embeds + positions: its gradient is the embeddings' gradient.
+        Ok(dy)
     }
 }
 
@@ -299,7 +386,7 @@ impl Model for Gpt2 {
         let bias = ops::attention_bias(mask, t, 0, true, x.dtype())?;
         let last = self.blocks.len().saturating_sub(1);
         for (i, blk) in self.blocks.iter().enumerate() {
-            x = self.block(blk, &x, &bias, taps, None)?;
+            x = self.block(blk, &x, &bias, taps, None, None)?;
             if i < last {
                 taps.record_hidden(&blk.names.block, &x);
             }
@@ -309,6 +396,29 @@ impl Model for Gpt2 {
         let x = causal::select_positions(&x, &input.logits_at)?;
         let logits = taps.apply("lm_head", self.lm_head.forward(&x)?)?;
         Ok(ForwardOutput { logits })
+    }
+
+    fn prefix_forward(&self, embeds: &Tensor) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+        let run = || -> Result<Box<dyn PrefixBackward + '_>> {
+            let (rows, t, _) = embeds.dims3()?;
+            let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;
+            let pos = self.positions(&mask, t)?.to_dtype(embeds.dtype())?;
+            let mut x = (embeds.detach() + pos)?;
+            let bias = ops::attention_bias(&mask, t, 0, true, x.dtype())?;
+            let mut saved = Vec::with_capacity(self.blocks.len());
+            let mut taps = Taps::none();
+            for blk in &self.blocks {
+                x = self.block(blk, &x, &bias, &mut taps, None, Some(&mut saved))?;
+            }
+            let normed = self.ln(&x, &self.ln_f)?;
+            Ok(Box::new(Gpt2Prefix {
+                model: self,
+                blocks: saved,
+                last: x,
+                normed,
+            }))
+        };
+        Some(run())
     }
 
     fn tap_names(&self) -> Vec<String> {
@@ -332,7 +442,7 @@ impl Model for Gpt2 {
             let bias = ops::attention_bias(mask, n, past, true, x.dtype())?;
             let mut taps = Taps::none();
             for (blk, c) in self.blocks.iter().zip(caches.iter_mut()) {
-                x = self.block(blk, &x, &bias, &mut taps, Some(c))?;
+                x = self.block(blk, &x, &bias, &mut taps, Some(c), None)?;
             }
             let x = self.ln(&causal::last_position(&x)?, &self.ln_f)?;
             self.lm_head.forward(&x)?.to_dtype(DType::F32)

@@ -12,6 +12,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use serde::Deserialize;
 
+use super::backward::{self, PrefixBackward, Streams};
 use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear, Rope};
 use super::registry::{Architecture, BuildArgs};
@@ -365,10 +366,12 @@ impl Llama {
         ctx: &Ctx,
         taps: &mut Taps,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
+        save: Option<&mut Vec<LayerSaved>>,
     ) -> Result<Tensor> {
         let n = &l.names;
         let (h, kv) = (self.cfg.num_attention_heads, self.cfg.kv_heads());
-        let x = &taps.input(&n.block, x.clone())?;
+        let x_in = &taps.input(&n.block, x.clone())?;
+        let x = x_in;
         let xn = taps.apply(&n.ln1, ops::rms_norm(x, &l.ln1, self.cfg.rms_norm_eps)?)?;
         let xn = taps.input(&n.attn, xn)?;
         let q = taps.apply(&n.q, l.q.forward(&xn)?)?;
@@ -395,14 +398,101 @@ impl Llama {
         let xn = taps.apply(&n.ln2, ops::rms_norm(&x, &l.ln2, self.cfg.rms_norm_eps)?)?;
         let xn = taps.input(&n.mlp, xn)?;
         let xg = taps.input(&n.gate, xn.clone())?;
-        let g = taps.apply(&n.gate, l.gate.forward(&xg)?)?;
-        let g = taps.activation(&n.act, &self.cfg.hidden_act, &g)?;
+        let gate = taps.apply(&n.gate, l.gate.forward(&xg)?)?;
+        let g = taps.activation(&n.act, &self.cfg.hidden_act, &gate)?;
         let xu = taps.input(&n.up, xn)?;
         let u = taps.apply(&n.up, l.up.forward(&xu)?)?;
-        let gu = taps.input(&n.down, (g * u)?)?;
+        let gu = taps.input(&n.down, (g * &u)?)?;
         let m = taps.apply(&n.down, l.down.forward(&gu)?)?;
         let m = taps.apply(&n.mlp, m)?;
-        taps.apply(&n.block, (x + m)?)
+        let out = taps.apply(&n.block, (&x + m)?)?;
+        if let Some(save) = save {
+            save.push(LayerSaved {
+                x_in: x_in.clone(),
+                x_mid: x,
+                q: q.contiguous()?,
+                k: k.contiguous()?,
+                v: v.contiguous()?,
+                probs,
+                gate,
+                up: u,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The input gradient of one layer for the output gradient `dy` `(rows, t, hidden)` over the
+    /// first `t` positions of the saved forward `s`.
+    fn layer_backward(
+        &self,
+        l: &Layer,
+        s: &LayerSaved,
+        streams: &Streams,
+        ctx: &Ctx,
+        dy: &Tensor,
+    ) -> Result<Tensor> {
+        let t = dy.dim(1)?;
+        let eps = self.cfg.rms_norm_eps;
+        let cut = |x: &Tensor, dim: usize| streams.gather(x, dim);
+        let dgu = l.down.input_grad(dy)?;
+        let (dg, du) = backward::swiglu(&cut(&s.gate, 1)?, &cut(&s.up, 1)?, &dgu)?;
+        let dxn = (l.gate.input_grad(&dg)? + l.up.input_grad(&du)?)?;
+        let dx_mid = (dy + backward::rms_norm(&cut(&s.x_mid, 1)?, &l.ln2, eps, &dxn)?)?;
+        let d_out = split_heads(&l.o.input_grad(&dx_mid)?, self.cfg.num_attention_heads)?;
+        let probs = cut(&s.probs, 2)?.narrow(3, 0, t)?;
+        let (q, k, v) = (cut(&s.q, 2)?, cut(&s.k, 2)?, cut(&s.v, 2)?);
+        let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
+        let (dq, dk, dv) = backward::attention(&q, &k, &v, &probs, scale, &d_out)?;
+        let (cos, sin) = (cut(&ctx.cos, 2)?, cut(&ctx.sin, 2)?);
+        let dq = merge_heads(&backward::rope_half(&dq, &cos, &sin)?)?;
+        let dk = merge_heads(&backward::rope_half(&dk, &cos, &sin)?)?;
+        let dxn = ((l.q.input_grad(&dq)? + l.k.input_grad(&dk)?)?
+            + l.v.input_grad(&merge_heads(&dv)?)?)?;
+        dx_mid + backward::rms_norm(&cut(&s.x_in, 1)?, &l.ln1, eps, &dxn)?
+    }
+}
+
+/// What one layer's backward needs from the shared forward (`(rows, len, ...)` each).
+struct LayerSaved {
+    x_in: Tensor,
+    x_mid: Tensor,
+    /// Queries and keys after RoPE, `(rows, heads, len, head_dim)`.
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    probs: Tensor,
+    /// MLP gate before the activation, and the up projection.
+    gate: Tensor,
+    up: Tensor,
+}
+
+/// The shared forward of [`Model::prefix_forward`].
+struct LlamaPrefix<'a> {
+    model: &'a Llama,
+    ctx: Ctx,
+    layers: Vec<LayerSaved>,
+    /// Input of the final norm, and its output.
+    last: Tensor,
+    normed: Tensor,
+}
+
+impl PrefixBackward for LlamaPrefix<'_> {
+    fn logits_at(&self, streams: &Streams) -> Result<Tensor> {
+        self.model.lm_head.forward(&streams.pick(&self.normed)?)
+    }
+
+    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor> {
+        let m = self.model;
+        let dh = m
+            .lm_head
+            .input_grad(&grad_logits.to_dtype(self.last.dtype())?)?;
+        let x = streams.pick(&self.last)?;
+        let dx = backward::rms_norm(&x, &m.norm, m.cfg.rms_norm_eps, &dh)?;
+        let mut dy = streams.place(&dx)?;
+        for (l, s) in m.layers.iter().zip(&self.layers).rev() {
+            dy = m.layer_backward(l, s, streams, &self.ctx, &dy)?;
+        }
+        Ok(dy)
     }
 }
 
@@ -423,7 +513,7 @@ impl Model for Llama {
         taps.record_hidden("model.embed_tokens", &x);
         let last = self.layers.len().saturating_sub(1);
         for (i, l) in self.layers.iter().enumerate() {
-            x = self.layer(l, &x, &ctx, taps, None)?;
+            x = self.layer(l, &x, &ctx, taps, None, None)?;
             if i < last {
                 taps.record_hidden(&l.names.block, &x);
             }
@@ -436,6 +526,33 @@ impl Model for Llama {
         let x = causal::select_positions(&x, &input.logits_at)?;
         let logits = taps.apply("lm_head", self.lm_head.forward(&x)?)?;
         Ok(ForwardOutput { logits })
+    }
+
+    fn prefix_forward(&self, embeds: &Tensor) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+        // The backward knows SiLU only (every Llama / Qwen2 / Mistral checkpoint).
+        if !matches!(self.cfg.hidden_act.as_str(), "silu" | "swish") {
+            return None;
+        }
+        let run = || -> Result<Box<dyn PrefixBackward + '_>> {
+            let (rows, t, _) = embeds.dims3()?;
+            let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;
+            let ctx = self.ctx(&mask, t, 0, embeds.dtype(), embeds.device())?;
+            let mut saved = Vec::with_capacity(self.layers.len());
+            let mut taps = Taps::none();
+            let mut x = embeds.detach();
+            for l in &self.layers {
+                x = self.layer(l, &x, &ctx, &mut taps, None, Some(&mut saved))?;
+            }
+            let normed = ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+            Ok(Box::new(LlamaPrefix {
+                model: self,
+                ctx,
+                layers: saved,
+                last: x,
+                normed,
+            }))
+        };
+        Some(run())
     }
 
     fn tap_names(&self) -> Vec<String> {
@@ -455,7 +572,7 @@ impl Model for Llama {
             let ctx = self.ctx(mask, ids.dim(1)?, past, x.dtype(), x.device())?;
             let mut taps = Taps::none();
             for (l, c) in self.layers.iter().zip(caches.iter_mut()) {
-                x = self.layer(l, &x, &ctx, &mut taps, Some(c))?;
+                x = self.layer(l, &x, &ctx, &mut taps, Some(c), None)?;
             }
             let x = causal::last_position(&x)?;
             let x = ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;

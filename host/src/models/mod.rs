@@ -11,6 +11,7 @@
 //! only (see `ops`): candle's fused kernels (`softmax_last_dim`, `rms_norm`, `layer_norm`, `rope*`,
 //! `QMatMul`, `KvCache::append`) silently cut the gradient.
 
+pub mod backward;
 pub mod bart;
 pub mod causal;
 pub mod deeplift;
@@ -30,6 +31,7 @@ pub mod taps;
 pub mod tokenizer;
 pub mod weights;
 
+pub use backward::PrefixBackward;
 pub use error::ModelError;
 pub use taps::Taps;
 
@@ -189,6 +191,14 @@ pub trait Model: Send + Sync {
     /// Starts incremental decoding with a KV cache (generation; no gradient needed, so fused
     /// kernels are allowed on this path as long as the logits match the differentiable forward).
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>>;
+
+    /// One forward of decoder-only `embeds` `(rows, len, hidden)` (no padding, no taps) that
+    /// keeps what a hand-written backward needs, so that every attribution step shares it (see
+    /// [`backward`]). `None` where the architecture has no such path: the engine then runs one
+    /// differentiable forward per step.
+    fn prefix_forward(&self, _embeds: &Tensor) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+        None
+    }
 }
 
 /// What incremental decoding starts from.

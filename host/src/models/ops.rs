@@ -73,7 +73,8 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f64) -> Resul
     }
 }
 
-fn upcast(x: &Tensor) -> Result<Tensor> {
+/// `x` in f32 when it is f16 / bf16 (norms and softmax run in f32, as in HF).
+pub(crate) fn upcast(x: &Tensor) -> Result<Tensor> {
     match x.dtype() {
         DType::F16 | DType::BF16 => x.to_dtype(DType::F32),
         _ => Ok(x.clone()),

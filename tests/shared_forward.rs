@@ -1,0 +1,118 @@
+//! The shared-forward path (one forward per input point, a hand-written backward per step) gives
+//! the gradients and scores of the per-row path (one autograd forward per (point, step)), on
+//! the tiny decoder fixtures: GPT-2, grouped-query attention, Qwen2's q/k/v biases, Mistral's
+//! sliding window, plain and contrastive targets, several point groups.
+
+mod parity_support;
+mod plugin_support;
+
+use parity_support::{fixture_model, fixture_variant, folder_model, registry};
+use rinseq::attribution::{encode_batch, AttributeOptions, ModelHost};
+use rinseq::models::load::LoadedModel;
+use rinseq_sdk::{GradientRequest, GradientRule, InputPoint, PointSide, ScoreRequest, Tensor, Wrt};
+use serde_json::{json, Value};
+
+const PROMPT: &str = "The capital of France is";
+const FORCED: &str = "The capital of France is the city of";
+
+fn close(what: &str, a: &Tensor, b: &Tensor) {
+    assert_eq!(a.shape, b.shape, "{what}");
+    let scale = b.data.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (x, y)) in a.data.iter().zip(b.data.iter()).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * scale,
+            "{what}[{i}]: shared {x} vs per-row {y} (max |value| {scale})"
+        );
+    }
+}
+
+/// Compares both paths on `loaded` for `target(params)`, with `tokens_per_forward` small
+/// enough to split the points into several groups.
+fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), contrast: bool) {
+    let reg = registry();
+    let generation = fixture_model("gpt2", &json!({})).1;
+    let opts = AttributeOptions {
+        generated_texts: vec![FORCED.to_string()],
+        contrast_targets: if contrast {
+            vec!["The capital of France is a big town".into()]
+        } else {
+            vec![]
+        },
+        ..Default::default()
+    };
+    let seqs = encode_batch(loaded, &[PROMPT.to_string()], &opts, &generation).unwrap();
+    let target_fn = reg.step_function(target, &params).unwrap();
+    let host = |share_forward| ModelHost {
+        model: loaded.model.as_ref(),
+        name: model.into(),
+        sequences: &seqs,
+        target_fn: &target_fn.plugin,
+        dropout_samples: 0,
+        special_ids: vec![],
+        attribute_target: true,
+        tokens_per_forward: 8,
+        force_contrast_inputs: false,
+        share_forward,
+    };
+    let actual = host(false)
+        .as_ref()
+        .inputs(0, &Wrt::InputEmbeddings)
+        .unwrap()[1]
+        .clone();
+    let points: Vec<InputPoint> = (0..=4)
+        .map(|k| {
+            let mut t = actual.clone();
+            t.data.iter_mut().for_each(|v| *v *= k as f32 / 4.0);
+            InputPoint {
+                source: PointSide::Actual,
+                target: PointSide::Values(t),
+            }
+        })
+        .collect();
+    let steps: Vec<u32> = seqs[0].steps.iter().rev().map(|&s| s as u32).collect();
+    let request = GradientRequest {
+        sequence: 0,
+        wrt: Wrt::InputEmbeddings,
+        points: points.clone().into(),
+        steps: steps.clone().into(),
+        rule: GradientRule::STANDARD,
+    };
+    let what = format!("{model} {target}");
+    let shared = host(true).as_ref().gradients(&request).unwrap();
+    let per_row = host(false).as_ref().gradients(&request).unwrap();
+    close(&format!("{what} scores"), &shared.scores, &per_row.scores);
+    let (s, p) = (shared.target.unwrap(), per_row.target.unwrap());
+    assert!(
+        p.data.iter().any(|v| *v != 0.0),
+        "{what}: all-zero gradients"
+    );
+    close(&format!("{what} gradients"), &s, &p);
+    let scores = ScoreRequest {
+        sequence: 0,
+        points: points.into(),
+        steps: steps.into(),
+    };
+    close(
+        &format!("{what} score request"),
+        &host(true).as_ref().scores(&scores).unwrap(),
+        &host(false).as_ref().scores(&scores).unwrap(),
+    );
+}
+
+#[test]
+fn shared_forward_matches_the_per_row_path() {
+    for model in ["llama", "qwen2", "gpt2"] {
+        let (loaded, _) = fixture_model(model, &json!({}));
+        check(model, &loaded, ("probability", json!({})), false);
+        check(model, &loaded, ("entropy", json!({})), false);
+        check(model, &loaded, ("contrast_prob_diff", json!({})), true);
+    }
+}
+
+#[test]
+fn shared_forward_keeps_the_sliding_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = fixture_variant("mistral", dir.path(), |c| c["sliding_window"] = json!(3));
+    let (loaded, _) = folder_model(&folder, &json!({}));
+    check("mistral", &loaded, ("logit", json!({})), false);
+}
