@@ -86,6 +86,96 @@ pub trait PrefixBackward: Send + Sync {
     fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor>;
 }
 
+/// A causal decoder with a hand-written backward for each block: what [`SharedForward`] needs.
+pub trait DecoderBackward: Send + Sync {
+    /// What one block's backward keeps from the forward (`(rows, len, ...)` tensors).
+    type Saved: Send + Sync;
+
+    /// The output projection (`lm_head`).
+    fn head(&self) -> &ConstLinear;
+
+    /// The input gradient of the final norm at `x` `(streams, hidden)`.
+    fn final_norm_backward(&self, x: &Tensor, dy: &Tensor) -> Result<Tensor>;
+
+    /// The input gradient of block `i` for its output gradient `dy` `(streams, span, hidden)`.
+    fn block_backward(
+        &self,
+        i: usize,
+        saved: &Self::Saved,
+        streams: &Streams,
+        dy: &Tensor,
+    ) -> Result<Tensor>;
+}
+
+/// One shared forward of a [`DecoderBackward`] model: the [`PrefixBackward`] it serves.
+pub struct SharedForward<'a, M: DecoderBackward> {
+    /// The model.
+    pub model: &'a M,
+    /// Each block's saved tensors, first block first.
+    pub blocks: Vec<M::Saved>,
+    /// The input of the final norm `(rows, len, hidden)`.
+    pub last: Tensor,
+    /// Its output.
+    pub normed: Tensor,
+}
+
+impl<M: DecoderBackward> PrefixBackward for SharedForward<'_, M> {
+    fn logits_at(&self, streams: &Streams) -> Result<Tensor> {
+        self.model.head().forward(&streams.pick(&self.normed)?)
+    }
+
+    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor> {
+        let m = self.model;
+        let dh = m
+            .head()
+            .input_grad(&grad_logits.to_dtype(self.last.dtype())?)?;
+        let dx = m.final_norm_backward(&streams.pick(&self.last)?, &dh)?;
+        let mut dy = streams.place(&dx)?;
+        for (i, saved) in self.blocks.iter().enumerate().rev() {
+            dy = m.block_backward(i, saved, streams, &dy)?;
+        }
+        Ok(dy)
+    }
+}
+
+/// What an attention's backward keeps from the forward: per-head queries and keys (after any
+/// rotary embedding), values `(rows, heads or kv heads, len, head_dim)` and probabilities
+/// `(rows, heads, len, len)`.
+pub struct SavedAttention {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    probs: Tensor,
+}
+
+impl SavedAttention {
+    /// Keeps the forward's tensors (contiguous, so that streams can gather their rows).
+    pub fn new(q: &Tensor, k: &Tensor, v: &Tensor, probs: &Tensor) -> Result<Self> {
+        Ok(Self {
+            q: q.contiguous()?,
+            k: k.contiguous()?,
+            v: v.contiguous()?,
+            probs: probs.contiguous()?,
+        })
+    }
+
+    /// [`attention`]'s input gradients `(dq, dk, dv)` for the streams' output gradient `d_out`
+    /// `(streams, heads, span, head_dim)`.
+    pub fn backward(
+        &self,
+        streams: &Streams,
+        scale: f64,
+        d_out: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let span = streams.span();
+        let probs = streams.gather(&self.probs, 2)?.narrow(3, 0, span)?;
+        let q = streams.gather(&self.q, 2)?;
+        let k = streams.gather(&self.k, 2)?;
+        let v = streams.gather(&self.v, 2)?;
+        attention(&q, &k, &v, &probs, scale, d_out)
+    }
+}
+
 impl ConstLinear {
     /// The input gradient `g @ w` of [`ConstLinear::forward`] for the output gradient `g`
     /// `(..., out)`: `(..., in)`.

@@ -13,7 +13,9 @@
 use candle_core::{DType, Result, Tensor, D};
 use serde::Deserialize;
 
-use super::backward::{self, PrefixBackward, Streams};
+use super::backward::{
+    self, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
+};
 use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear};
 use super::registry::{Architecture, BuildArgs};
@@ -278,26 +280,42 @@ impl Gpt2 {
             save.push(BlockSaved {
                 x_in: x_in.clone(),
                 x_mid: x,
-                q: q.contiguous()?,
-                k: k.contiguous()?,
-                v: v.contiguous()?,
-                probs,
+                attn: SavedAttention::new(&q, &k, &v, &probs)?,
                 fc,
             });
         }
         Ok(out)
     }
+}
 
-    /// The input gradient of one block for the output gradient `dy` `(rows, t, hidden)` over
-    /// the first `t` positions of the saved forward `s`.
+/// What one block's backward needs from the shared forward (`(rows, len, ...)` each).
+pub struct BlockSaved {
+    x_in: Tensor,
+    x_mid: Tensor,
+    attn: SavedAttention,
+    /// The MLP's first projection, before the activation.
+    fc: Tensor,
+}
+
+impl DecoderBackward for Gpt2 {
+    type Saved = BlockSaved;
+
+    fn head(&self) -> &ConstLinear {
+        &self.lm_head
+    }
+
+    fn final_norm_backward(&self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        backward::layer_norm(x, &self.ln_f.w, self.cfg.layer_norm_epsilon, dy)
+    }
+
     fn block_backward(
         &self,
-        blk: &Block,
+        i: usize,
         s: &BlockSaved,
         streams: &Streams,
         dy: &Tensor,
     ) -> Result<Tensor> {
-        let t = dy.dim(1)?;
+        let blk = &self.blocks[i];
         let eps = self.cfg.layer_norm_epsilon;
         let cut = |x: &Tensor, dim: usize| streams.gather(x, dim);
         let d_act = blk.mlp_proj.input_grad(dy)?;
@@ -305,59 +323,13 @@ impl Gpt2 {
         let dxn = blk.c_fc.input_grad(&d_fc)?;
         let dx_mid = (dy + backward::layer_norm(&cut(&s.x_mid, 1)?, &blk.ln2.w, eps, &dxn)?)?;
         let d_out = split_heads(&blk.c_proj.input_grad(&dx_mid)?, self.cfg.n_head)?;
-        let probs = cut(&s.probs, 2)?.narrow(3, 0, t)?;
-        let (q, k, v) = (cut(&s.q, 2)?, cut(&s.k, 2)?, cut(&s.v, 2)?);
-        let (dq, dk, dv) = backward::attention(&q, &k, &v, &probs, blk.scale, &d_out)?;
+        let (dq, dk, dv) = s.attn.backward(streams, blk.scale, &d_out)?;
         let dqkv = Tensor::cat(
             &[merge_heads(&dq)?, merge_heads(&dk)?, merge_heads(&dv)?],
             D::Minus1,
         )?;
         let dxn = blk.c_attn.input_grad(&dqkv)?;
         dx_mid + backward::layer_norm(&cut(&s.x_in, 1)?, &blk.ln1.w, eps, &dxn)?
-    }
-}
-
-/// What one block's backward needs from the shared forward (`(rows, len, ...)` each).
-struct BlockSaved {
-    x_in: Tensor,
-    x_mid: Tensor,
-    /// Per-head queries, keys and values, `(rows, heads, len, head_dim)`.
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    probs: Tensor,
-    /// The MLP's first projection, before the activation.
-    fc: Tensor,
-}
-
-/// The shared forward of [`Model::prefix_forward`].
-struct Gpt2Prefix<'a> {
-    model: &'a Gpt2,
-    blocks: Vec<BlockSaved>,
-    /// Input of `ln_f`, and its output.
-    last: Tensor,
-    normed: Tensor,
-}
-
-impl PrefixBackward for Gpt2Prefix<'_> {
-    fn logits_at(&self, streams: &Streams) -> Result<Tensor> {
-        self.model.lm_head.forward(&streams.pick(&self.normed)?)
-    }
-
-    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor> {
-        let m = self.model;
-        let dh = m
-            .lm_head
-            .input_grad(&grad_logits.to_dtype(self.last.dtype())?)?;
-        let x = streams.pick(&self.last)?;
-        let eps = m.cfg.layer_norm_epsilon;
-        let dx = backward::layer_norm(&x, &m.ln_f.w, eps, &dh)?;
-        let mut dy = streams.place(&dx)?;
-        for (blk, s) in m.blocks.iter().zip(&self.blocks).rev() {
-            dy = m.block_backward(blk, s, streams, &dy)?;
-        }
-        // The blocks' input is embeds + positions: its gradient is the embeddings' gradient.
-        Ok(dy)
     }
 }
 
@@ -403,6 +375,7 @@ impl Model for Gpt2 {
             let (rows, t, _) = embeds.dims3()?;
             let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;
             let pos = self.positions(&mask, t)?.to_dtype(embeds.dtype())?;
+            // The first block's input gradient is the embeddings' gradient (x = embeds + pos).
             let mut x = (embeds.detach() + pos)?;
             let bias = ops::attention_bias(&mask, t, 0, true, x.dtype())?;
             let mut saved = Vec::with_capacity(self.blocks.len());
@@ -411,7 +384,7 @@ impl Model for Gpt2 {
                 x = self.block(blk, &x, &bias, &mut taps, None, Some(&mut saved))?;
             }
             let normed = self.ln(&x, &self.ln_f)?;
-            Ok(Box::new(Gpt2Prefix {
+            Ok(Box::new(SharedForward {
                 model: self,
                 blocks: saved,
                 last: x,

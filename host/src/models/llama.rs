@@ -12,7 +12,9 @@
 use candle_core::{DType, Device, Result, Tensor};
 use serde::Deserialize;
 
-use super::backward::{self, PrefixBackward, Streams};
+use super::backward::{
+    self, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
+};
 use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear, Rope};
 use super::registry::{Architecture, BuildArgs};
@@ -410,28 +412,49 @@ impl Llama {
             save.push(LayerSaved {
                 x_in: x_in.clone(),
                 x_mid: x,
-                q: q.contiguous()?,
-                k: k.contiguous()?,
-                v: v.contiguous()?,
-                probs,
+                attn: SavedAttention::new(&q, &k, &v, &probs)?,
                 gate,
                 up: u,
+                cos: ctx.cos.clone(),
+                sin: ctx.sin.clone(),
             });
         }
         Ok(out)
     }
+}
 
-    /// The input gradient of one layer for the output gradient `dy` `(rows, t, hidden)` over the
-    /// first `t` positions of the saved forward `s`.
-    fn layer_backward(
+/// What one layer's backward needs from the shared forward (`(rows, len, ...)` each).
+pub struct LayerSaved {
+    x_in: Tensor,
+    x_mid: Tensor,
+    attn: SavedAttention,
+    /// MLP gate before the activation, and the up projection.
+    gate: Tensor,
+    up: Tensor,
+    /// The rotary table `(rows, 1, len, head_dim / 2)`.
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl DecoderBackward for Llama {
+    type Saved = LayerSaved;
+
+    fn head(&self) -> &ConstLinear {
+        &self.lm_head
+    }
+
+    fn final_norm_backward(&self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        backward::rms_norm(x, &self.norm, self.cfg.rms_norm_eps, dy)
+    }
+
+    fn block_backward(
         &self,
-        l: &Layer,
+        i: usize,
         s: &LayerSaved,
         streams: &Streams,
-        ctx: &Ctx,
         dy: &Tensor,
     ) -> Result<Tensor> {
-        let t = dy.dim(1)?;
+        let l = &self.layers[i];
         let eps = self.cfg.rms_norm_eps;
         let cut = |x: &Tensor, dim: usize| streams.gather(x, dim);
         let dgu = l.down.input_grad(dy)?;
@@ -439,60 +462,14 @@ impl Llama {
         let dxn = (l.gate.input_grad(&dg)? + l.up.input_grad(&du)?)?;
         let dx_mid = (dy + backward::rms_norm(&cut(&s.x_mid, 1)?, &l.ln2, eps, &dxn)?)?;
         let d_out = split_heads(&l.o.input_grad(&dx_mid)?, self.cfg.num_attention_heads)?;
-        let probs = cut(&s.probs, 2)?.narrow(3, 0, t)?;
-        let (q, k, v) = (cut(&s.q, 2)?, cut(&s.k, 2)?, cut(&s.v, 2)?);
         let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-        let (dq, dk, dv) = backward::attention(&q, &k, &v, &probs, scale, &d_out)?;
-        let (cos, sin) = (cut(&ctx.cos, 2)?, cut(&ctx.sin, 2)?);
+        let (dq, dk, dv) = s.attn.backward(streams, scale, &d_out)?;
+        let (cos, sin) = (cut(&s.cos, 2)?, cut(&s.sin, 2)?);
         let dq = merge_heads(&backward::rope_half(&dq, &cos, &sin)?)?;
         let dk = merge_heads(&backward::rope_half(&dk, &cos, &sin)?)?;
         let dxn = ((l.q.input_grad(&dq)? + l.k.input_grad(&dk)?)?
             + l.v.input_grad(&merge_heads(&dv)?)?)?;
         dx_mid + backward::rms_norm(&cut(&s.x_in, 1)?, &l.ln1, eps, &dxn)?
-    }
-}
-
-/// What one layer's backward needs from the shared forward (`(rows, len, ...)` each).
-struct LayerSaved {
-    x_in: Tensor,
-    x_mid: Tensor,
-    /// Queries and keys after RoPE, `(rows, heads, len, head_dim)`.
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    probs: Tensor,
-    /// MLP gate before the activation, and the up projection.
-    gate: Tensor,
-    up: Tensor,
-}
-
-/// The shared forward of [`Model::prefix_forward`].
-struct LlamaPrefix<'a> {
-    model: &'a Llama,
-    ctx: Ctx,
-    layers: Vec<LayerSaved>,
-    /// Input of the final norm, and its output.
-    last: Tensor,
-    normed: Tensor,
-}
-
-impl PrefixBackward for LlamaPrefix<'_> {
-    fn logits_at(&self, streams: &Streams) -> Result<Tensor> {
-        self.model.lm_head.forward(&streams.pick(&self.normed)?)
-    }
-
-    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor> {
-        let m = self.model;
-        let dh = m
-            .lm_head
-            .input_grad(&grad_logits.to_dtype(self.last.dtype())?)?;
-        let x = streams.pick(&self.last)?;
-        let dx = backward::rms_norm(&x, &m.norm, m.cfg.rms_norm_eps, &dh)?;
-        let mut dy = streams.place(&dx)?;
-        for (l, s) in m.layers.iter().zip(&self.layers).rev() {
-            dy = m.layer_backward(l, s, streams, &self.ctx, &dy)?;
-        }
-        Ok(dy)
     }
 }
 
@@ -544,10 +521,9 @@ impl Model for Llama {
                 x = self.layer(l, &x, &ctx, &mut taps, None, Some(&mut saved))?;
             }
             let normed = ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-            Ok(Box::new(LlamaPrefix {
+            Ok(Box::new(SharedForward {
                 model: self,
-                ctx,
-                layers: saved,
+                blocks: saved,
                 last: x,
                 normed,
             }))
