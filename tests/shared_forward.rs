@@ -1,7 +1,8 @@
 //! The shared-forward path (one forward per input point, a hand-written backward per step) gives
 //! the gradients and scores of the per-row path (one autograd forward per (point, step)), on
 //! the tiny decoder fixtures: GPT-2, grouped-query attention, Qwen2's q/k/v biases, Mistral's
-//! sliding window, plain and contrastive targets, several point groups.
+//! sliding window, BART / Marian / mBART (source gradients through the encoder), plain and
+//! contrastive targets, several point groups.
 
 mod parity_support;
 mod plugin_support;
@@ -57,16 +58,21 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
     let actual = host(false)
         .as_ref()
         .inputs(0, &Wrt::InputEmbeddings)
-        .unwrap()[1]
-        .clone();
+        .unwrap();
+    let enc_dec = !actual[0].data.is_empty();
+    let scaled = |t: &Tensor, k: usize| {
+        let mut t = t.clone();
+        t.data.iter_mut().for_each(|v| *v *= k as f32 / 4.0);
+        PointSide::Values(t)
+    };
     let points: Vec<InputPoint> = (0..=4)
-        .map(|k| {
-            let mut t = actual.clone();
-            t.data.iter_mut().for_each(|v| *v *= k as f32 / 4.0);
-            InputPoint {
-                source: PointSide::Actual,
-                target: PointSide::Values(t),
-            }
+        .map(|k| InputPoint {
+            source: if enc_dec {
+                scaled(&actual[0], 4 - k)
+            } else {
+                PointSide::Actual
+            },
+            target: scaled(&actual[1], k),
         })
         .collect();
     let steps: Vec<u32> = seqs[0].steps.iter().rev().map(|&s| s as u32).collect();
@@ -87,6 +93,17 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
         "{what}: all-zero gradients"
     );
     close(&format!("{what} gradients"), &s, &p);
+    match (shared.source.into_option(), per_row.source.into_option()) {
+        (Some(s), Some(p)) => {
+            assert!(
+                enc_dec && p.data.iter().any(|v| *v != 0.0),
+                "{what}: source"
+            );
+            close(&format!("{what} source gradients"), &s, &p);
+        }
+        (None, None) => assert!(!enc_dec, "{what}: no source gradients"),
+        _ => panic!("{what}: only one path returned source gradients"),
+    }
     let scores = ScoreRequest {
         sequence: 0,
         points: points.into(),
@@ -105,6 +122,16 @@ fn shared_forward_matches_the_per_row_path() {
         let (loaded, _) = fixture_model(model, &json!({}));
         check(model, &loaded, ("probability", json!({})), false);
         check(model, &loaded, ("entropy", json!({})), false);
+        check(model, &loaded, ("contrast_prob_diff", json!({})), true);
+    }
+}
+
+#[test]
+fn shared_forward_matches_the_per_row_path_on_encoder_decoder_models() {
+    // BART and Marian are post-norm; mBART is pre-norm with final LayerNorms.
+    for model in ["bart", "marian", "mbart"] {
+        let (loaded, _) = fixture_model(model, &json!({}));
+        check(model, &loaded, ("probability", json!({})), false);
         check(model, &loaded, ("contrast_prob_diff", json!({})), true);
     }
 }

@@ -172,12 +172,18 @@ impl ModelHost<'_> {
         let mut step_order: Vec<usize> = (0..steps.len()).collect();
         step_order.sort_by_key(|&s| steps[s]);
         let contrast = self.contrast_for_steps(seq, steps)?;
-        if self.share_forward && !enc_dec && tap.is_none() && !deeplift && self.dropout_samples == 0
-        {
+        if self.share_forward && tap.is_none() && !deeplift && self.dropout_samples == 0 {
             let targets: Vec<&Tensor> = inputs.iter().map(|i| &i.target).collect();
-            if let Some(r) =
-                self.evaluate_shared(seq, ask.grad, &targets, steps, contrast.as_ref())?
-            {
+            let sources: Option<Vec<&Tensor>> = inputs.iter().map(|i| i.source.as_ref()).collect();
+            let sources = if enc_dec { sources } else { None };
+            if let Some(r) = self.evaluate_shared(
+                seq,
+                ask.grad,
+                sources.as_deref(),
+                &targets,
+                steps,
+                contrast.as_ref(),
+            )? {
                 return Ok(r);
             }
         }

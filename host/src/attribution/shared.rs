@@ -1,16 +1,17 @@
-//! Gradient and score requests on causal decoders served with one forward per input point.
+//! Gradient and score requests served with one forward per input point.
 //!
 //! The per-row path (`forward.rs`) runs a differentiable forward for every (point, step) row:
 //! Inseq's work, batched. Here each point runs one forward over the longest prefix the request
-//! needs ([`crate::models::Model::prefix_forward`]); every step then reads its logits from it and
-//! runs its own hand-written backward over its prefix, several steps (and points) per backward
-//! batch. For a 10-token generation this skips about 85% of the forward work (each step re-ran
-//! its whole prefix). SmolLM2-135M in `cargo bench -p rinseq --bench attribution`, medians of one
+//! needs ([`crate::models::Model::prefix_forward`]; encoder-decoder models encode the source
+//! once); every step then reads its logits from it and runs its own hand-written backward over
+//! its prefix (and the whole encoder), several steps (and points) per backward batch. For a
+//! 10-token generation this skips about 85% of the decoder's forward work (each step re-ran its
+//! whole prefix). SmolLM2-135M in `cargo bench -p rinseq --bench attribution`, medians of one
 //! run each way (`RINSEQ_SHARED_FORWARD=0` selects the per-row path): integrated gradients
-//! 26.3 → 14.4 s, saliency 0.96 → 0.44 s. Used for plain gradients and
-//! scores with respect to the input embeddings of models that implement `prefix_forward`
-//! (GPT-2, Llama / Qwen2 / Mistral); DeepLIFT, layer requests, MC dropout and encoder-decoder
-//! models take the per-row path.
+//! 26.3 → 14.4 s, saliency 0.96 → 0.44 s. Used for plain gradients and scores with respect to
+//! the input embeddings of models that implement `prefix_forward` (GPT-2, Llama / Qwen2 /
+//! Mistral, BART / mBART / Marian); DeepLIFT, layer requests, MC dropout and T5 take the
+//! per-row path.
 
 use candle_core::Tensor;
 use rayon::prelude::*;
@@ -57,24 +58,28 @@ fn backward_batches(spans: &[usize], budget: usize) -> Vec<std::ops::Range<usize
 /// One backward batch's results.
 struct BatchResult {
     scores: Vec<f32>,
-    /// `(streams, full_len, hidden)`.
-    grad: Option<Tensor>,
+    /// Target `(streams, full_len, hidden)` and source `(streams, src_len, hidden)` gradients.
+    grad: Option<(Tensor, Option<Tensor>)>,
 }
 
 impl ModelHost<'_> {
     /// Serves a request from shared forwards, or `None` when the model has no such path.
-    /// `targets` are the points' `(len, hidden)` embeddings; `contrast` is per step, as from
-    /// `contrast_for_steps`.
+    /// `sources` / `targets` are the points' `(len, hidden)` embeddings (sources on
+    /// encoder-decoder models); `contrast` is per step, as from `contrast_for_steps`.
     #[allow(clippy::type_complexity)]
     pub(super) fn evaluate_shared(
         &self,
         seq: &EncodedSequence,
         grad: bool,
+        sources: Option<&[&Tensor]>,
         targets: &[&Tensor],
         steps: &[u32],
         contrast: Option<&(Vec<u32>, Option<(Vec<f32>, usize)>)>,
     ) -> Result<Option<GradientResponse>, PluginError> {
         let (np, ns) = (targets.len(), steps.len());
+        if np == 0 || ns == 0 {
+            return Ok(None);
+        }
         let full_len = seq.target_ids.len();
         let len = steps.iter().copied().max().unwrap_or(1).max(1) as usize;
         let budget = self.tokens_per_forward.max(1) * SHARED_TOKENS_FACTOR;
@@ -83,7 +88,7 @@ impl ModelHost<'_> {
         let total = (np * ns) as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let mut scores = vec![0f32; np * ns];
-        let mut parts = Vec::new();
+        let (mut parts, mut source_parts) = (Vec::new(), Vec::new());
         let mut order = vec![0u32; np * ns];
         let mut offset = 0;
         for g0 in (0..np).step_by(per_group) {
@@ -91,7 +96,11 @@ impl ModelHost<'_> {
             let embeds = Tensor::stack(&targets[points.clone()], 0)
                 .and_then(|e| e.narrow(1, 0, len))
                 .map_err(host_err)?;
-            let Some(shared) = self.model.prefix_forward(&embeds) else {
+            let source = sources
+                .map(|s| Tensor::stack(&s[points.clone()], 0))
+                .transpose()
+                .map_err(host_err)?;
+            let Some(shared) = self.model.prefix_forward(source.as_ref(), &embeds) else {
                 return Ok(None);
             };
             let shared = shared.map_err(host_err)?;
@@ -144,7 +153,8 @@ impl ModelHost<'_> {
                             Tensor::from_vec(g, (n, vocab), logits.device()).map_err(host_err)?;
                         let dx = shared.backward(&batch, &g).map_err(host_err)?;
                         let pad = full_len - batch.span();
-                        Some(dx.pad_with_zeros(1, 0, pad).map_err(host_err)?)
+                        let target = dx.target.pad_with_zeros(1, 0, pad).map_err(host_err)?;
+                        Some((target, dx.source))
                     }
                 };
                 let so_far = done.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -165,27 +175,36 @@ impl ModelHost<'_> {
                     scores[p * ns + s] = r.scores[i];
                     order[p * ns + s] = (offset + i) as u32;
                 }
-                if let Some(g) = r.grad {
-                    parts.push(g);
+                if let Some((target, source)) = r.grad {
+                    parts.push(target);
+                    source_parts.extend(source);
                     offset += range.len();
                 }
             }
         }
-        let target = if grad {
+        // Back in (point, step) order: `(points, steps, len, hidden)`.
+        let gather = |parts: Vec<Tensor>| -> Result<Option<SdkTensor>, PluginError> {
+            if !grad || parts.is_empty() {
+                return Ok(None);
+            }
             let order =
                 Tensor::new(order.as_slice(), &candle_core::Device::Cpu).map_err(host_err)?;
             let all = Tensor::cat(&parts, 0)
                 .and_then(|a| a.index_select(&order, 0))
                 .map_err(host_err)?;
-            let hidden = all.dim(2).map_err(host_err)?;
-            let all = all.reshape((np, ns, full_len, hidden)).map_err(host_err)?;
-            Some(to_sdk(&all)?)
+            let (_, len, hidden) = all.dims3().map_err(host_err)?;
+            let all = all.reshape((np, ns, len, hidden)).map_err(host_err)?;
+            Ok(Some(to_sdk(&all)?))
+        };
+        let enc_dec = sources.is_some();
+        let target = if self.attribute_target || !enc_dec {
+            gather(parts)?
         } else {
             None
         };
         Ok(Some(GradientResponse {
             scores: SdkTensor::new(vec![np, ns], scores)?,
-            source: None.into(),
+            source: gather(source_parts)?.into(),
             target: target.into(),
         }))
     }

@@ -32,16 +32,20 @@ impl Streams {
     /// A saved activation `x` `(forward rows, len, ...)` (time along `time`) for every stream,
     /// over the first [`Streams::span`] positions: `(streams, span, ...)`.
     pub fn gather(&self, x: &Tensor, time: usize) -> Result<Tensor> {
+        self.select(x)?.narrow(time, 0, self.span())
+    }
+
+    /// A saved tensor `(forward rows, ...)` for every stream, whole: `(streams, ...)` (encoder
+    /// activations, which every decoder position sees).
+    pub fn select(&self, x: &Tensor) -> Result<Tensor> {
         let identity =
             self.rows.len() == x.dim(0)? && self.rows.iter().enumerate().all(|(i, &r)| i == r);
-        let x = if identity {
-            x.clone()
-        } else {
-            let idx: Vec<u32> = self.rows.iter().map(|&r| r as u32).collect();
-            x.contiguous()?
-                .index_select(&Tensor::new(idx.as_slice(), x.device())?, 0)?
-        };
-        x.narrow(time, 0, self.span())
+        if identity {
+            return Ok(x.clone());
+        }
+        let idx: Vec<u32> = self.rows.iter().map(|&r| r as u32).collect();
+        x.contiguous()?
+            .index_select(&Tensor::new(idx.as_slice(), x.device())?, 0)
     }
 
     /// The scored position of each stream in `x` `(forward rows, len, d)`: `(streams, d)`.
@@ -74,6 +78,16 @@ impl Streams {
     }
 }
 
+/// The input gradients of a batch of streams.
+pub struct PrefixGrads {
+    /// d score / d target (decoder) embeddings, `(streams, span, hidden)`, zero past each
+    /// stream's position.
+    pub target: Tensor,
+    /// d score / d source (encoder) embeddings, `(streams, src_len, hidden)` (encoder-decoder
+    /// models).
+    pub source: Option<Tensor>,
+}
+
 /// One forward over many rows (input points) whose activations are kept for the backward of any
 /// prefix: what [`crate::models::Model::prefix_forward`] returns.
 pub trait PrefixBackward: Send + Sync {
@@ -81,9 +95,8 @@ pub trait PrefixBackward: Send + Sync {
     fn logits_at(&self, streams: &Streams) -> Result<Tensor>;
 
     /// The gradient of `Σ_i <grad_logits[i], logits_at(streams)[i]>` with respect to each
-    /// stream's input embeddings, `(streams, span, hidden)` (see [`Streams::span`]): stream `i`'s
-    /// input gradient, zero past its position.
-    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor>;
+    /// stream's input embeddings (see [`Streams::span`]).
+    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<PrefixGrads>;
 }
 
 /// A causal decoder with a hand-written backward for each block: what [`SharedForward`] needs.
@@ -124,7 +137,7 @@ impl<M: DecoderBackward> PrefixBackward for SharedForward<'_, M> {
         self.model.head().forward(&streams.pick(&self.normed)?)
     }
 
-    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<Tensor> {
+    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<PrefixGrads> {
         let m = self.model;
         let dh = m
             .head()
@@ -134,14 +147,29 @@ impl<M: DecoderBackward> PrefixBackward for SharedForward<'_, M> {
         for (i, saved) in self.blocks.iter().enumerate().rev() {
             dy = m.block_backward(i, saved, streams, &dy)?;
         }
-        Ok(dy)
+        Ok(PrefixGrads {
+            target: dy,
+            source: None,
+        })
     }
+}
+
+/// Which positions of an attention the streams' backward covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKind {
+    /// Causal self-attention: queries and keys up to the streams' span.
+    Causal,
+    /// Decoder queries up to the span over every encoder key (cross-attention).
+    Cross,
+    /// Every query and key (encoder self-attention).
+    Full,
 }
 
 /// What an attention's backward keeps from the forward: per-head queries and keys (after any
 /// rotary embedding), values `(rows, heads or kv heads, len, head_dim)` and probabilities
-/// `(rows, heads, len, len)`.
+/// `(rows, heads, q_len, k_len)`.
 pub struct SavedAttention {
+    kind: AttentionKind,
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -150,8 +178,15 @@ pub struct SavedAttention {
 
 impl SavedAttention {
     /// Keeps the forward's tensors (contiguous, so that streams can gather their rows).
-    pub fn new(q: &Tensor, k: &Tensor, v: &Tensor, probs: &Tensor) -> Result<Self> {
+    pub fn new(
+        kind: AttentionKind,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        probs: &Tensor,
+    ) -> Result<Self> {
         Ok(Self {
+            kind,
             q: q.contiguous()?,
             k: k.contiguous()?,
             v: v.contiguous()?,
@@ -160,7 +195,7 @@ impl SavedAttention {
     }
 
     /// [`attention`]'s input gradients `(dq, dk, dv)` for the streams' output gradient `d_out`
-    /// `(streams, heads, span, head_dim)`.
+    /// `(streams, heads, q positions, head_dim)`.
     pub fn backward(
         &self,
         streams: &Streams,
@@ -168,10 +203,26 @@ impl SavedAttention {
         d_out: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let span = streams.span();
-        let probs = streams.gather(&self.probs, 2)?.narrow(3, 0, span)?;
-        let q = streams.gather(&self.q, 2)?;
-        let k = streams.gather(&self.k, 2)?;
-        let v = streams.gather(&self.v, 2)?;
+        let (q, k, v, probs) = match self.kind {
+            AttentionKind::Causal => (
+                streams.gather(&self.q, 2)?,
+                streams.gather(&self.k, 2)?,
+                streams.gather(&self.v, 2)?,
+                streams.gather(&self.probs, 2)?.narrow(3, 0, span)?,
+            ),
+            AttentionKind::Cross => (
+                streams.gather(&self.q, 2)?,
+                streams.select(&self.k)?,
+                streams.select(&self.v)?,
+                streams.gather(&self.probs, 2)?,
+            ),
+            AttentionKind::Full => (
+                streams.select(&self.q)?,
+                streams.select(&self.k)?,
+                streams.select(&self.v)?,
+                streams.select(&self.probs)?,
+            ),
+        };
         attention(&q, &k, &v, &probs, scale, d_out)
     }
 }

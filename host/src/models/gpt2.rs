@@ -14,7 +14,7 @@ use candle_core::{DType, Result, Tensor, D};
 use serde::Deserialize;
 
 use super::backward::{
-    self, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
+    self, AttentionKind, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
 };
 use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear};
@@ -280,7 +280,7 @@ impl Gpt2 {
             save.push(BlockSaved {
                 x_in: x_in.clone(),
                 x_mid: x,
-                attn: SavedAttention::new(&q, &k, &v, &probs)?,
+                attn: SavedAttention::new(AttentionKind::Causal, &q, &k, &v, &probs)?,
                 fc,
             });
         }
@@ -370,7 +370,14 @@ impl Model for Gpt2 {
         Ok(ForwardOutput { logits })
     }
 
-    fn prefix_forward(&self, embeds: &Tensor) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+    fn prefix_forward(
+        &self,
+        source: Option<&Tensor>,
+        embeds: &Tensor,
+    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+        if source.is_some() {
+            return None;
+        }
         let run = || -> Result<Box<dyn PrefixBackward + '_>> {
             let (rows, t, _) = embeds.dims3()?;
             let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use serde::Deserialize;
 
 use super::backward::{
-    self, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
+    self, AttentionKind, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
 };
 use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear, Rope};
@@ -412,7 +412,7 @@ impl Llama {
             save.push(LayerSaved {
                 x_in: x_in.clone(),
                 x_mid: x,
-                attn: SavedAttention::new(&q, &k, &v, &probs)?,
+                attn: SavedAttention::new(AttentionKind::Causal, &q, &k, &v, &probs)?,
                 gate,
                 up: u,
                 cos: ctx.cos.clone(),
@@ -505,7 +505,14 @@ impl Model for Llama {
         Ok(ForwardOutput { logits })
     }
 
-    fn prefix_forward(&self, embeds: &Tensor) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+    fn prefix_forward(
+        &self,
+        source: Option<&Tensor>,
+        embeds: &Tensor,
+    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+        if source.is_some() {
+            return None;
+        }
         // The backward knows SiLU only (every Llama / Qwen2 / Mistral checkpoint).
         if !matches!(self.cfg.hidden_act.as_str(), "silu" | "swish") {
             return None;

@@ -192,11 +192,16 @@ pub trait Model: Send + Sync {
     /// kernels are allowed on this path as long as the logits match the differentiable forward).
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>>;
 
-    /// One forward of decoder-only `embeds` `(rows, len, hidden)` (no padding, no taps) that
+    /// One forward of `embeds` `(rows, len, hidden)` on the decoder side and, for
+    /// encoder-decoder models, `source` `(rows, src_len, hidden)` (no padding, no taps), that
     /// keeps what a hand-written backward needs, so that every attribution step shares it (see
     /// [`backward`]). `None` where the architecture has no such path: the engine then runs one
     /// differentiable forward per step.
-    fn prefix_forward(&self, _embeds: &Tensor) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+    fn prefix_forward(
+        &self,
+        _source: Option<&Tensor>,
+        _embeds: &Tensor,
+    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
         None
     }
 }

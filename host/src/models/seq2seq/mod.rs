@@ -6,6 +6,7 @@
 //! register the architectures; this module holds the differentiable forward ([`Seq2Seq`]) and the
 //! KV-cached decoder ([`decode`]).
 
+pub mod backward;
 pub mod decode;
 pub mod layers;
 pub mod load;
@@ -20,7 +21,7 @@ use crate::models::registry::BuildArgs;
 use crate::models::tokenizer::SpecialTokens;
 use crate::models::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
-    ModelSpec, Side, Taps,
+    ModelSpec, PrefixBackward, Side, Taps,
 };
 use layers::{DecoderLayer, EncoderLayer, LayerNorm};
 use positions::PositionEmbedding;
@@ -315,6 +316,18 @@ impl Model for Seq2Seq {
 
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
         Ok(Box::new(decode::Seq2SeqDecoding::new(self, start)?))
+    }
+
+    fn prefix_forward(
+        &self,
+        source: Option<&Tensor>,
+        embeds: &Tensor,
+    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+        let source = source?;
+        Some(
+            backward::Seq2SeqPrefix::new(self, source, embeds)
+                .map(|p| Box::new(p) as Box<dyn PrefixBackward + '_>),
+        )
     }
 }
 
