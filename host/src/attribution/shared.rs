@@ -83,7 +83,9 @@ impl ModelHost<'_> {
         let full_len = seq.target_ids.len();
         let len = steps.iter().copied().max().unwrap_or(1).max(1) as usize;
         let budget = self.tokens_per_forward.max(1) * SHARED_TOKENS_FACTOR;
-        let n_groups = (np * len).div_ceil(budget).clamp(1, np.max(1));
+        // Every point keeps its decoder prefix and, on encoder-decoder models, its source.
+        let src_len = seq.source_ids.len() * usize::from(sources.is_some());
+        let n_groups = (np * (len + src_len)).div_ceil(budget).clamp(1, np);
         let per_group = np.div_ceil(n_groups).max(1);
         let total = (np * ns) as u64;
         let done = std::sync::atomic::AtomicU64::new(0);

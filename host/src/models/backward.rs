@@ -7,6 +7,9 @@
 //! so an architecture that offers this path ([`crate::models::Model::prefix_forward`]) writes its
 //! backward out from the rules below: input gradients only (the weights are constants), the same
 //! formulas autograd applies to the composite ops of `ops` (checked against it in the tests).
+//! Decoder-only models implement [`DecoderBackward`] and get [`SharedForward`]; encoder-decoder
+//! models encode each point's source once and carry the cross-attention gradient through the
+//! whole encoder (`seq2seq/backward.rs`).
 
 use candle_core::{Result, Tensor, D};
 

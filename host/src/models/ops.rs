@@ -408,10 +408,7 @@ impl CustomOp1 for ConstLinear {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let out = self.w.dim(0)?;
-        let n = g.elem_count() / out.max(1);
-        let gx = g.contiguous()?.reshape((n, out))?.matmul(&self.w)?;
-        Ok(Some(gx.reshape(x.shape())?))
+        Ok(Some(self.input_grad(g)?.reshape(x.shape())?))
     }
 }
 
