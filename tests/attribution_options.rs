@@ -5,9 +5,9 @@
 mod parity_support;
 mod plugin_support;
 
-use parity_support::{fixture_model, fixture_variant, folder_model, registry};
+use parity_support::{fixture_model, fixture_variant, folder_model, registry, test_host};
 use rinseq::attribution::result::sequence_view;
-use rinseq::attribution::{attribute, encode_batch, AttributeOptions, AttributionRun};
+use rinseq::attribution::{attribute, encode_batch, AttributeOptions, AttributionRun, ModelHost};
 use rinseq::models::load::LoadedModel;
 use rinseq::output::steps::step_outputs;
 use serde_json::{json, Value};
@@ -264,18 +264,7 @@ fn internals_record_taps_after_interventions() {
     let reg = registry();
     let seqs = encode_batch(&gpt2, &[PROMPT.to_string()], &forced(FORCED), &generation).unwrap();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
-    let host = rinseq::attribution::ModelHost {
-        model: gpt2.model.as_ref(),
-        name: "gpt2".into(),
-        sequences: &seqs,
-        target_fn: &target_fn.plugin,
-        dropout_samples: 0,
-        special_ids: vec![],
-        attribute_target: true,
-        tokens_per_forward: 64,
-        force_contrast_inputs: false,
-        share_forward: false,
-    };
+    let host = test_host(&gpt2, &seqs, &target_fn.plugin);
     let tap = "transformer.h.0.mlp";
     let ask = |interventions: Vec<Intervention>| {
         host.as_ref().internals(&InternalsRequest {
@@ -322,17 +311,9 @@ fn small_chunks_run_in_parallel_give_the_single_forward_results() {
     let reg = registry();
     let seqs = encode_batch(&gpt2, &[PROMPT.to_string()], &forced(FORCED), &generation).unwrap();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
-    let host = |tokens_per_forward| rinseq::attribution::ModelHost {
-        model: gpt2.model.as_ref(),
-        name: "gpt2".into(),
-        sequences: &seqs,
-        target_fn: &target_fn.plugin,
-        dropout_samples: 0,
-        special_ids: vec![],
-        attribute_target: true,
+    let host = |tokens_per_forward| ModelHost {
         tokens_per_forward,
-        force_contrast_inputs: false,
-        share_forward: false,
+        ..test_host(&gpt2, &seqs, &target_fn.plugin)
     };
     // Five points (the actual input and scaled copies of it) at every step.
     let actual = host(64).as_ref().inputs(0, &Wrt::InputEmbeddings).unwrap()[1].clone();

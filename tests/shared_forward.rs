@@ -7,7 +7,7 @@
 mod parity_support;
 mod plugin_support;
 
-use parity_support::{fixture_model, fixture_variant, folder_model, registry};
+use parity_support::{fixture_model, fixture_variant, folder_model, registry, test_host};
 use rinseq::attribution::{encode_batch, AttributeOptions, ModelHost};
 use rinseq::models::load::LoadedModel;
 use rinseq_sdk::{GradientRequest, GradientRule, InputPoint, PointSide, ScoreRequest, Tensor, Wrt};
@@ -44,16 +44,9 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
     let seqs = encode_batch(loaded, &[PROMPT.to_string()], &opts, &generation).unwrap();
     let target_fn = reg.step_function(target, &params).unwrap();
     let host = |share_forward| ModelHost {
-        model: loaded.model.as_ref(),
-        name: model.into(),
-        sequences: &seqs,
-        target_fn: &target_fn.plugin,
-        dropout_samples: 0,
-        special_ids: vec![],
-        attribute_target: true,
         tokens_per_forward: 8,
-        force_contrast_inputs: false,
         share_forward,
+        ..test_host(loaded, &seqs, &target_fn.plugin)
     };
     let actual = host(false)
         .as_ref()

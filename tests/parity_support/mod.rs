@@ -1,15 +1,17 @@
 //! What the parity tests against Python inseq share: the workspace plugins, the tiny fixture
 //! models with their generation settings, reference maps read from JSON (null = NaN) and the
 //! comparisons (maps within an absolute tolerance, same NaN pattern; scalars within a tolerance
-//! relative to the reference).
+//! relative to the reference), and a host over a fixture model for direct requests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use candle_core::DType;
+use rinseq::attribution::{EncodedSequence, ModelHost};
 use rinseq::generation::{GenerationConfig, GenerationParams};
 use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
 use rinseq::plugins::{PluginRegistry, PluginSources};
+use rinseq_sdk::StepFunctionBox;
 use serde_json::Value;
 
 use crate::plugin_support::build::{root, workspace_plugin};
@@ -161,4 +163,25 @@ pub fn score_mismatches(name: &str, got: &[f32], want: &[f64], tol: f64) -> Vec<
         })
         .map(|(i, (a, b))| format!("{name}[{i}]: {a} vs {b}"))
         .collect()
+}
+
+/// A host serving `seqs` of `loaded` to direct SDK requests: no dropout, target attributed, 64
+/// tokens per forward, the per-row path (override fields with `..test_host(...)`).
+pub fn test_host<'a>(
+    loaded: &'a LoadedModel,
+    seqs: &'a [EncodedSequence],
+    target_fn: &'a StepFunctionBox,
+) -> ModelHost<'a> {
+    ModelHost {
+        model: loaded.model.as_ref(),
+        name: loaded.spec.model_type.clone(),
+        sequences: seqs,
+        target_fn,
+        dropout_samples: 0,
+        special_ids: vec![],
+        attribute_target: true,
+        tokens_per_forward: 64,
+        force_contrast_inputs: false,
+        share_forward: false,
+    }
 }
