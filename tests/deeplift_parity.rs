@@ -11,9 +11,9 @@ use parity_support::{
     STEP_SCORE_TOL,
 };
 use plugin_support::build::root;
+use rinseq::aggregation::apply_named as aggregate;
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::cli::attribute::aggregate;
 use rinseq::models::ModelKind;
 use serde_json::{json, Value};
 

@@ -11,9 +11,9 @@ mod plugin_support;
 
 use parity_support::{aggregated_map_mismatches, fixture_model, registry};
 use plugin_support::build::root;
+use rinseq::aggregation::apply_named as aggregate;
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::cli::attribute::aggregate;
 use rinseq::models::ModelKind;
 use rinseq::plugins::PluginRegistry;
 use serde_json::{json, Value};

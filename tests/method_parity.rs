@@ -16,9 +16,9 @@ use parity_support::{
     aggregated_map_mismatches, fixture_model, registry, score_mismatches, MAP_TOL, STEP_SCORE_TOL,
 };
 use plugin_support::build::root;
+use rinseq::aggregation::apply_named as aggregate;
 use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::cli::attribute::aggregate;
 use rinseq::models::ModelKind;
 use rinseq::plugins::{PluginKind, PluginRegistry};
 use serde_json::{json, Map, Value};

@@ -91,3 +91,61 @@ fn plugin_built_with_another_sdk_series_is_refused() {
     assert!(!msg.contains('\n'), "one line: {msg}");
     assert!(msg.len() < 600, "condensed: {msg}");
 }
+
+#[test]
+fn out_of_tree_aggregator_runs_in_a_pipeline() {
+    use rinseq::aggregation::{aggregate_output, AggregationSpec};
+    use rinseq::output::{
+        FeatureAttributionOutput, FeatureAttributionSequenceOutput, SequenceClass, TokenWithId,
+    };
+    use rinseq_sdk::Tensor;
+
+    let reg = PluginRegistry::load(&PluginSources {
+        extra: vec![third_party_plugin(), workspace_plugin("rinseq_aggregators")],
+        ..Default::default()
+    })
+    .unwrap();
+    let toks: Vec<TokenWithId> = ["a", "b", "c", "d"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TokenWithId::new(*t, i as i64))
+        .collect();
+    // Decoder-only: 4 target tokens, steps at positions 2 and 3, hidden size 2.
+    let mut seq = FeatureAttributionSequenceOutput::new(
+        SequenceClass::Granular,
+        toks[..2].to_vec(),
+        toks.clone(),
+        2,
+        4,
+    );
+    let nan = f32::NAN;
+    #[rustfmt::skip]
+    let data = vec![
+        3.0, 4.0,  1.0, 0.0,
+        0.0, 1.0,  0.0, 2.0,
+        nan, nan,  0.5, 0.5,
+        nan, nan,  nan, nan,
+    ];
+    seq.target_attributions = Some(Tensor::new(vec![4, 2, 2], data).unwrap());
+    let out = FeatureAttributionOutput::new(vec![seq], Default::default());
+    let spec = AggregationSpec {
+        aggregators: vec!["vnorm".into(), "top_k".into()],
+        functions: vec![],
+        kwargs: json!({"k": 1}).as_object().unwrap().clone(),
+    };
+    let agg = aggregate_output(&reg, &out, &spec).unwrap();
+    let t = agg.sequence_attributions[0]
+        .target_attributions
+        .clone()
+        .unwrap();
+    assert_eq!(t.shape.as_slice(), &[4, 2]);
+    // Column 0: norms 5, 1 (normalised 5/6, 1/6) -> only row 0 kept; column 1: 1, 2, 0.707.
+    let col = |j: usize| (0..4).map(|i| t.data[i * 2 + j]).collect::<Vec<f32>>();
+    assert!((col(0)[0] - 5.0 / 6.0).abs() < 1e-6 && col(0)[1] == 0.0);
+    assert!(col(0)[2].is_nan() && col(0)[3].is_nan());
+    assert!(col(1)[0] == 0.0 && col(1)[1] > 0.5 && col(1)[2] == 0.0 && col(1)[3].is_nan());
+    assert_eq!(
+        agg.info["aggregation"][0]["aggregators"],
+        json!(["vnorm", "top_k"])
+    );
+}

@@ -3,13 +3,16 @@
 //! - `token_gradient_norm`: an attribution method giving one score per token (coarse output),
 //!   the p-norm of the gradient of the attributed function w.r.t. that token's embedding;
 //! - `log_odds`: a step function, `ln(p / (1 - p))` of the target token, usable both as a step
-//!   score and as the attribution target (it returns its gradient w.r.t. the logits).
+//!   score and as the attribution target (it returns its gradient w.r.t. the logits);
+//! - `top_k`: an aggregator keeping the `k` largest-magnitude scores of each generated token
+//!   (the others become 0), usable in any aggregation pipeline (`--aggregator top_k`).
 
 use rinseq_sdk::prelude::*;
 
 rinseq_sdk::export_plugins! {
     attribution: [TokenGradientNorm],
     step_functions: [LogOdds],
+    aggregators: [TopK],
 }
 
 /// Parameters of `token_gradient_norm`.
@@ -135,5 +138,70 @@ impl StepFunctionPlugin for LogOdds {
             out.grad_logits = Some(Tensor::new(vec![rows, vocab], grads)?).into();
         }
         Ok(out)
+    }
+}
+
+/// Parameters of `top_k`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopKParams {
+    /// How many scores to keep per generated token (over source and target together).
+    pub k: usize,
+}
+
+impl Default for TopKParams {
+    fn default() -> Self {
+        Self { k: 3 }
+    }
+}
+
+/// Keeps the `k` largest |score| of each generated-token column of 2-D attributions.
+pub struct TopK(TopKParams);
+
+impl PluginInfo for TopK {
+    const NAME: &'static str = "top_k";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Keep the k largest-magnitude scores per generated token.";
+    type Params = TopKParams;
+}
+
+impl AggregatorPlugin for TopK {
+    fn new(p: TopKParams) -> Result<Self, PluginError> {
+        Ok(Self(p))
+    }
+
+    fn aggregate(&self, mut seq: SequenceAttribution) -> Result<SequenceAttribution, PluginError> {
+        let mut parts: Vec<&mut Tensor> = Vec::new();
+        if let Some(t) = seq.scores.source.as_mut().into_option() {
+            parts.push(t);
+        }
+        if let Some(t) = seq.scores.target.as_mut().into_option() {
+            parts.push(t);
+        }
+        if let Some(t) = parts.iter().find(|t| t.ndim() != 2) {
+            return Err(PluginError::unsupported(format!(
+                "top_k needs 2-D scores, got {:?}: aggregate first (e.g. --aggregator vnorm)",
+                t.shape.as_slice()
+            )));
+        }
+        let steps = parts.first().map_or(0, |t| t.shape[1]);
+        for col in 0..steps {
+            // Every (part, row) of this column, largest |score| first; NaN counts as 0.
+            let mut cells: Vec<(usize, usize, f32)> = Vec::new();
+            for (p, t) in parts.iter().enumerate() {
+                for row in 0..t.shape[0] {
+                    let v = t.data[row * steps + col];
+                    cells.push((p, row, if v.is_nan() { 0.0 } else { v.abs() }));
+                }
+            }
+            cells.sort_by(|a, b| b.2.total_cmp(&a.2));
+            for &(p, row, _) in cells.iter().skip(self.0.k) {
+                let v = &mut parts[p].data[row * steps + col];
+                if !v.is_nan() {
+                    *v = 0.0;
+                }
+            }
+        }
+        Ok(seq)
     }
 }

@@ -4,15 +4,13 @@
 //! rinseq attribute -m smollm2-135m -a saliency -i "The capital of France is"
 //! ```
 
-use std::io::IsTerminal;
-
-use rinseq_sdk::SequenceAttribution;
 use serde_json::{Map, Value};
 
+use super::aggregation_args::{check_writable, AggregationArgs};
 use super::generate::DtypeArg;
-use super::heatmap;
 use super::load::load_with_defaults;
-use crate::attribution::result::{sequence_class, sequence_view, to_output};
+use crate::aggregation::{aggregate_for_view, AggregationSpec};
+use crate::attribution::result::{sequence_class, to_output};
 use crate::attribution::{attribute, encode_batch, AttributeOptions};
 use crate::generation::{GenerationConfig, GenerationParams};
 use crate::models::load::LoadedModel;
@@ -20,6 +18,7 @@ use crate::models::ModelKind;
 use crate::output::SaveOptions;
 use crate::plugins::{PluginKind, PluginRegistry, PluginSources};
 use crate::source::SourceConfig;
+use crate::views;
 
 /// Arguments of `rinseq attribute`.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +85,12 @@ pub struct AttributeArgs {
     /// Don't print the heatmap.
     #[arg(long = "hide-attributions")]
     pub hide_attributions: bool,
+    /// Also write the heatmaps as a self-contained HTML page here (Inseq's `--viz-path`).
+    #[arg(long = "viz-path")]
+    pub viz_path: Option<std::path::PathBuf>,
+    /// The aggregation of the shown heatmaps (the saved file keeps the raw scores, as Inseq's).
+    #[command(flatten)]
+    pub aggregation: AggregationArgs,
 }
 
 fn parse_object(flag: &str, json: &Option<String>) -> Result<Map<String, Value>, String> {
@@ -154,6 +159,14 @@ pub fn run(
     args: &AttributeArgs,
     sources: &PluginSources,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // Bad output paths and flags fail before any model work.
+    if let Some(p) = &args.save_path {
+        check_writable("--save-path", p)?;
+    }
+    if let Some(p) = &args.viz_path {
+        check_writable("--viz-path", p)?;
+    }
+    let user_spec = args.aggregation.spec()?;
     let reg = PluginRegistry::load(sources)?;
     let kwargs = parse_object("--attribution-kwargs", &args.attribution_kwargs)?;
     let model_kwargs = parse_object("--model-kwargs", &args.model_kwargs)?;
@@ -221,39 +234,37 @@ pub fn run(
         &opts,
     )?;
     let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
-    let default_agg = reg
+    let capabilities = &reg
         .find(PluginKind::Attribution, &args.method)?
         .descriptor
-        .capabilities
-        .default_aggregation
-        .to_string();
-    if !args.hide_attributions {
-        let color = std::io::stdout().is_terminal();
-        for (i, a) in run.sequences.iter().enumerate() {
-            let view = aggregate(&reg, &default_agg, sequence_view(a, decoder_only))?;
-            println!("Sequence {i}:");
-            print!("{}", heatmap::render(&view, color));
+        .capabilities;
+    let class = sequence_class(capabilities.output);
+    let mut info = info(args, &loaded, &params, &generation_kwargs(args)?);
+    let tok = loaded
+        .target_tokenizer
+        .as_ref()
+        .unwrap_or(&loaded.tokenizer);
+    let texts = run
+        .sequences
+        .iter()
+        .map(|a| tok.decode(&a.sequence.target_ids, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    info.insert("generated_texts".into(), texts.into());
+    let mut out = to_output(&run, decoder_only, class, info);
+    if !args.hide_attributions || args.viz_path.is_some() {
+        let spec = shown_aggregation(user_spec, capabilities.default_aggregation.as_str());
+        let shown = aggregate_for_view(&reg, &out, &spec)?;
+        if !args.hide_attributions {
+            print!("{}", views::console(&shown, views::console_color_wanted()));
+        }
+        if let Some(path) = &args.viz_path {
+            let html = views::render(&shown, views::Format::Html, &Default::default())?;
+            std::fs::write(path, html)
+                .map_err(|e| format!("cannot write --viz-path {}: {e}", path.display()))?;
+            eprintln!("saved {}", path.display());
         }
     }
     if let Some(path) = &args.save_path {
-        let class = sequence_class(
-            reg.find(PluginKind::Attribution, &args.method)?
-                .descriptor
-                .capabilities
-                .output,
-        );
-        let mut info = info(args, &loaded, &params, &generation_kwargs(args)?);
-        let tok = loaded
-            .target_tokenizer
-            .as_ref()
-            .unwrap_or(&loaded.tokenizer);
-        let texts = run
-            .sequences
-            .iter()
-            .map(|a| tok.decode(&a.sequence.target_ids, true))
-            .collect::<Result<Vec<_>, _>>()?;
-        info.insert("generated_texts".into(), texts.into());
-        let mut out = to_output(&run, decoder_only, class, info);
         if args.output_step_attributions {
             let positions: Vec<Vec<usize>> = run
                 .sequences
@@ -279,21 +290,22 @@ pub fn run(
     Ok(())
 }
 
-/// Applies a comma-separated aggregator list (a method's default aggregation).
-pub fn aggregate(
-    reg: &PluginRegistry,
-    aggregators: &str,
-    mut seq: SequenceAttribution,
-) -> Result<SequenceAttribution, Box<dyn std::error::Error>> {
-    for name in aggregators
+/// The aggregation of the shown heatmaps: the user's, else the method's declared default
+/// aggregation (a comma-separated aggregator list), else the output class's default.
+fn shown_aggregation(user: AggregationSpec, method_default: &str) -> AggregationSpec {
+    if !user.is_default() {
+        return user;
+    }
+    let aggregators: Vec<String> = method_default
         .split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
-    {
-        let agg = reg.aggregator(name, &Value::Object(Map::new()))?;
-        seq = agg.aggregate(seq).into_result()?;
+        .map(String::from)
+        .collect();
+    AggregationSpec {
+        aggregators,
+        ..user
     }
-    Ok(seq)
 }
 
 fn generation_kwargs(args: &AttributeArgs) -> Result<Map<String, Value>, String> {

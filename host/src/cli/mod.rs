@@ -1,10 +1,12 @@
 //! The `rinseq` command line: one file per subcommand.
 
+pub mod aggregate;
+pub mod aggregation_args;
 pub mod attribute;
 pub mod generate;
-pub mod heatmap;
 pub mod load;
 pub mod plugins;
+pub mod show;
 
 use std::path::PathBuf;
 
@@ -35,6 +37,12 @@ pub enum Command {
     Attribute(Box<attribute::AttributeArgs>),
     /// Print a model's continuation of input texts.
     Generate(generate::GenerateArgs),
+    /// Aggregate a saved attribution file (Inseq's `aggregate`) and save the result.
+    Aggregate(aggregate::AggregateArgs),
+    /// Subtract two saved attributions (Inseq's `a - b`, pair aggregation) and save the result.
+    Diff(aggregate::DiffArgs),
+    /// Show a saved attribution file: console heatmap, HTML, SVG, PNG, CSV or LaTeX.
+    Show(show::ShowArgs),
     /// List or describe the loaded plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -103,6 +111,9 @@ pub fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     match &cli.command {
         Command::Attribute(args) => attribute::run(args, &cli.plugin_sources()),
         Command::Generate(args) => generate::run(args),
+        Command::Aggregate(args) => aggregate::run(args, &cli.plugin_sources()),
+        Command::Diff(args) => aggregate::run_diff(args, &cli.plugin_sources()),
+        Command::Show(args) => show::run(args, &cli.plugin_sources()),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.plugin_sources()),
     }
 }

@@ -1,180 +1,260 @@
-//! The `scores` aggregators, one plugin per aggregation function.
+//! `scores` (Inseq's `SequenceAttributionAggregator`), and the seven plugins named after an
+//! aggregation function (`mean`, ...), which are `scores` with that function fixed, as Inseq's
+//! `aggregate("mean")` is.
 
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::normalize::{normalize_columns, rescale};
+use crate::aggregate_fn::{AggregateFn, Family, Fns};
+use crate::check::finish;
+use crate::nd::{reduce_last, select_last};
+use crate::normalize::{postprocess, Post};
+use crate::params::{two, vnorm_ord, OrdSchema};
 use crate::reduce::Reduction;
+use crate::select::SelectIdx;
 
-/// Which indices of the last dimension to keep before reducing (Inseq's `select_idx`).
-#[derive(Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
-#[serde(untagged)]
-pub enum SelectIdx {
-    /// One index: select it (no reduction needed).
-    One(usize),
-    /// A list of indices; a 2-element list is read as a `[start, end)` range, as in Inseq.
-    Many(Vec<usize>),
-}
-
-/// Parameters shared by every `scores` aggregator.
+/// Parameters of `scores`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoresParams {
-    /// L1-normalise each generated-token column over source + target (default true).
-    pub normalize: bool,
-    /// Divide by the largest absolute value instead (exclusive with `normalize`).
-    pub rescale: bool,
-    /// Keep only these indices of the last dimension before reducing.
+    /// Function reducing the last dimension (mean, max, min, sum, prod, absmax, vnorm), or an object with one per field (source_attributions, target_attributions, sequence_scores); missing fields take mean.
+    pub aggregate_fn: Option<AggregateFn>,
+    /// Keep only these positions of the last dimension first: an int selects one position and drops the dimension without reducing; [start, end] is a range; {"indices": [...]} a list.
     pub select_idx: Option<SelectIdx>,
-    /// Order of the vector norm (`vnorm` only).
+    /// L1-normalise each generated-token column jointly over source + target (default: true unless `rescale` is true).
+    pub normalize: Option<bool>,
+    /// Divide every score by the largest absolute score instead of normalising.
+    pub rescale: bool,
+    /// Order of the vector norm used by vnorm (default 2; "inf" and "-inf" accepted).
+    #[serde(deserialize_with = "vnorm_ord")]
+    #[schemars(with = "OrdSchema")]
+    pub vnorm_ord: f64,
+}
+
+/// Parameters of the function-named plugins (`mean`, `sum`, ...): `scores`' without
+/// `aggregate_fn`.
+#[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixedScoresParams {
+    /// Keep only these positions of the last dimension first: an int selects one position and drops the dimension without reducing; [start, end] is a range; {"indices": [...]} a list.
+    pub select_idx: Option<SelectIdx>,
+    /// L1-normalise each generated-token column jointly over source + target (default: true unless `rescale` is true).
+    pub normalize: Option<bool>,
+    /// Divide every score by the largest absolute score instead of normalising.
+    pub rescale: bool,
+    /// Order of the vector norm (vnorm only; default 2; "inf" and "-inf" accepted).
+    #[serde(deserialize_with = "vnorm_ord")]
+    #[schemars(with = "OrdSchema")]
     pub vnorm_ord: f64,
 }
 
 impl Default for ScoresParams {
     fn default() -> Self {
         Self {
-            normalize: true,
-            rescale: false,
+            aggregate_fn: None,
             select_idx: None,
-            vnorm_ord: 2.0,
+            normalize: None,
+            rescale: false,
+            vnorm_ord: two(),
         }
     }
 }
 
-impl ScoresParams {
-    fn indices(&self) -> Option<Vec<usize>> {
-        match &self.select_idx {
-            None => None,
-            Some(SelectIdx::One(i)) => Some(vec![*i]),
-            Some(SelectIdx::Many(v)) if v.len() == 2 => Some((v[0]..v[1]).collect()),
-            Some(SelectIdx::Many(v)) => Some(v.clone()),
+impl Default for FixedScoresParams {
+    fn default() -> Self {
+        Self {
+            select_idx: None,
+            normalize: None,
+            rescale: false,
+            vnorm_ord: two(),
         }
     }
 }
 
-/// Reduces the last dimension of every tensor of `seq`, then post-processes.
-fn aggregate(
-    reduction: Reduction,
-    p: &ScoresParams,
-    mut seq: SequenceAttribution,
-) -> Result<SequenceAttribution, PluginError> {
-    let select = p.indices();
-    let reduce = |t: &Tensor| -> Result<Tensor, PluginError> {
-        if t.ndim() <= 2 {
-            return Err(PluginError::unsupported(format!(
-                "attributions of shape {:?} are already (tokens, steps): nothing left to aggregate",
-                t.shape.as_slice()
-            )));
+/// A resolved `scores` configuration.
+#[derive(Debug, Clone)]
+pub struct ScoresConfig {
+    fns: Fns,
+    select: Option<SelectIdx>,
+    post: Post,
+}
+
+impl ScoresConfig {
+    fn new(af: Option<&AggregateFn>, p: &FixedScoresParams) -> Result<Self, PluginError> {
+        // Inseq: `normalize=None` means normalise unless rescaling; both true is an error.
+        let normalize = p.normalize.unwrap_or(!p.rescale);
+        if normalize && p.rescale {
+            return Err(PluginError::invalid_params(
+                "`normalize` and `rescale` are mutually exclusive: set one of them to false",
+            ));
         }
-        reduction.reduce_last(t, select.as_deref())
-    };
-    let mut src = seq
-        .scores
-        .source
-        .as_ref()
-        .into_option()
-        .map(reduce)
-        .transpose()?;
-    let mut tgt = seq
-        .scores
-        .target
-        .as_ref()
-        .into_option()
-        .map(reduce)
-        .transpose()?;
-    let done_reducing = |t: &Option<Tensor>| t.as_ref().is_none_or(|t| t.ndim() == 2);
-    if done_reducing(&src) && done_reducing(&tgt) {
+        let post = if p.rescale {
+            Post::Rescale
+        } else if normalize {
+            Post::Normalize
+        } else {
+            Post::None
+        };
+        let fns = Fns::resolve(af, Family::Scores, p.vnorm_ord)?;
+        Ok(Self {
+            fns,
+            select: p.select_idx.clone(),
+            post,
+        })
+    }
+
+    /// `_filter_scores` then, unless one int was selected, the reduction of the last dimension.
+    fn reduce(&self, t: &Tensor, r: Reduction) -> Result<Tensor, PluginError> {
+        let last = t.shape.last().copied().unwrap_or(0);
+        let Some(sel) = self.select.as_ref().map(|s| s.resolve(last)).transpose()? else {
+            return reduce_last(t, r);
+        };
+        let picked = select_last(t, &sel.idx, sel.squeeze)?;
+        if sel.squeeze {
+            Ok(picked)
+        } else {
+            reduce_last(&picked, r)
+        }
+    }
+
+    /// Inseq's `_process_attribution_scores` with one function: both sides reduced, then post-processed jointly.
+    fn process(
+        &self,
+        s: &SequenceScores,
+        r: Reduction,
+    ) -> Result<(Option<Tensor>, Option<Tensor>), PluginError> {
+        let side = |t: &ROpt| {
+            t.as_ref()
+                .into_option()
+                .map(|t| self.reduce(t, r))
+                .transpose()
+        };
+        let (mut src, mut tgt) = (side(&s.source)?, side(&s.target)?);
         let mut parts: Vec<&mut Tensor> = src.iter_mut().chain(tgt.iter_mut()).collect();
-        if p.rescale {
-            rescale(&mut parts);
-        } else if p.normalize {
-            normalize_columns(&mut parts);
-        }
+        postprocess(&mut parts, self.post)?;
+        Ok((src, tgt))
     }
-    seq.scores.source = src.into();
-    seq.scores.target = tgt.into();
-    for s in seq.scores.sequence_scores.iter_mut() {
-        if s.tensor.ndim() > 2 {
-            s.tensor = reduction.reduce_last(&s.tensor, select.as_deref())?;
+
+    /// Aggregates one sequence.
+    pub fn aggregate(
+        &self,
+        mut seq: SequenceAttribution,
+    ) -> Result<SequenceAttribution, PluginError> {
+        let s = &seq.scores;
+        for t in [&s.source, &s.target]
+            .into_iter()
+            .filter_map(|t| t.as_ref().into_option())
+        {
+            if t.ndim() <= 2 {
+                return Err(PluginError::unsupported(format!(
+                    "attributions of shape {:?} are already (tokens, steps): nothing left to aggregate",
+                    t.shape.as_slice()
+                )));
+            }
         }
+        // Each side is computed with its own field's function; the joint normalisation then
+        // uses the other side reduced with that same function, as Inseq does.
+        let (src, tgt_same) = self.process(s, self.fns.source)?;
+        let tgt = if self.fns.target == self.fns.source {
+            tgt_same
+        } else {
+            self.process(s, self.fns.target)?.1
+        };
+        seq.scores.source = src.into();
+        seq.scores.target = tgt.into();
+        for named in seq.scores.sequence_scores.iter_mut() {
+            named.tensor = self.reduce(&named.tensor, self.fns.sequence)?;
+        }
+        finish(seq)
     }
-    Ok(seq)
 }
 
-fn check(p: &ScoresParams) -> Result<(), PluginError> {
-    if p.normalize && p.rescale {
-        return Err(PluginError::invalid_params(
-            "`normalize` and `rescale` are mutually exclusive: set one of them to false",
-        ));
-    }
-    Ok(())
+type ROpt = rinseq_sdk::abi_stable::std_types::ROption<Tensor>;
+
+/// Inseq's `scores` aggregator: reduces the last dimension of the attributions and sequence
+/// scores with `aggregate_fn` (default mean), then normalises or rescales.
+pub struct Scores(ScoresConfig);
+
+impl PluginInfo for Scores {
+    const NAME: &'static str = "scores";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "Reduce the last dimension with aggregate_fn (default mean), then normalise.";
+    type Params = ScoresParams;
 }
 
-macro_rules! scores_aggregator {
-    ($ty:ident, $name:literal, $desc:literal, $reduction:expr) => {
+impl AggregatorPlugin for Scores {
+    fn new(p: ScoresParams) -> Result<Self, PluginError> {
+        let fixed = FixedScoresParams {
+            select_idx: p.select_idx,
+            normalize: p.normalize,
+            rescale: p.rescale,
+            vnorm_ord: p.vnorm_ord,
+        };
+        Ok(Self(ScoresConfig::new(p.aggregate_fn.as_ref(), &fixed)?))
+    }
+    fn aggregate(&self, seq: SequenceAttribution) -> Result<SequenceAttribution, PluginError> {
+        self.0.aggregate(seq)
+    }
+}
+
+macro_rules! fixed_scores {
+    ($ty:ident, $name:literal, $desc:literal) => {
         #[doc = $desc]
-        pub struct $ty(ScoresParams);
+        pub struct $ty(ScoresConfig);
         impl PluginInfo for $ty {
             const NAME: &'static str = $name;
             const VERSION: &'static str = env!("CARGO_PKG_VERSION");
             const DESCRIPTION: &'static str = $desc;
-            type Params = ScoresParams;
+            type Params = FixedScoresParams;
         }
         impl AggregatorPlugin for $ty {
-            fn new(p: ScoresParams) -> Result<Self, PluginError> {
-                check(&p)?;
-                Ok(Self(p))
+            fn new(p: FixedScoresParams) -> Result<Self, PluginError> {
+                let af = AggregateFn::One($name.to_string());
+                Ok(Self(ScoresConfig::new(Some(&af), &p)?))
             }
             fn aggregate(
                 &self,
                 seq: SequenceAttribution,
             ) -> Result<SequenceAttribution, PluginError> {
-                let reduction: fn(&ScoresParams) -> Reduction = $reduction;
-                aggregate(reduction(&self.0), &self.0, seq)
+                self.0.aggregate(seq)
             }
         }
     };
 }
 
-scores_aggregator!(
+fixed_scores!(
     Mean,
     "mean",
-    "Mean over the last dimension, then normalise.",
-    |_| Reduction::Mean
+    "scores with mean over the last dimension, then normalise."
 );
-scores_aggregator!(
+fixed_scores!(
     Sum,
     "sum",
-    "Sum over the last dimension, then normalise.",
-    |_| Reduction::Sum
+    "scores with sum over the last dimension, then normalise."
 );
-scores_aggregator!(
+fixed_scores!(
     Max,
     "max",
-    "Maximum over the last dimension, then normalise.",
-    |_| Reduction::Max
+    "scores with max over the last dimension, then normalise."
 );
-scores_aggregator!(
+fixed_scores!(
     Min,
     "min",
-    "Minimum over the last dimension, then normalise.",
-    |_| Reduction::Min
+    "scores with min over the last dimension, then normalise."
 );
-scores_aggregator!(
+fixed_scores!(
     Prod,
     "prod",
-    "Product over the last dimension, then normalise.",
-    |_| Reduction::Prod
+    "scores with product over the last dimension, then normalise."
 );
-scores_aggregator!(
+fixed_scores!(
     AbsMax,
     "absmax",
-    "Largest-magnitude value (sign kept) over the last dimension, then normalise.",
-    |_| Reduction::AbsMax
+    "scores with the largest-magnitude value (sign kept) over the last dimension, then normalise."
 );
-scores_aggregator!(
+fixed_scores!(
     VNorm,
     "vnorm",
-    "Vector norm (vnorm_ord, default L2) over the last dimension, then normalise.",
-    |p| Reduction::VNorm(p.vnorm_ord)
+    "scores with the vector norm (vnorm_ord, default L2) over the last dimension, then normalise."
 );

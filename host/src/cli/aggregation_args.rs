@@ -1,0 +1,53 @@
+//! The aggregation flags shared by `rinseq aggregate`, `show` and `attribute`.
+
+use std::path::Path;
+
+use crate::aggregation::{AggregationError, AggregationSpec};
+
+/// `--aggregator`, `--aggregate-fn`, `--aggregator-kwargs` (Inseq's `aggregate(aggregator=[…],
+/// aggregate_fn=[…], **kwargs)`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AggregationArgs {
+    /// Aggregator to apply (repeat for a pipeline, applied in order): scores, spans, subwords,
+    /// split, slices, pair, a function name (mean, max, min, sum, prod, absmax, vnorm) or any
+    /// aggregator plugin. Default: the output class's default aggregation.
+    #[arg(long = "aggregator", value_name = "NAME")]
+    pub aggregators: Vec<String>,
+    /// Aggregation function of the aggregator at the same position (repeat; 'none' keeps that
+    /// aggregator's default).
+    #[arg(long = "aggregate-fn", value_name = "FN")]
+    pub functions: Vec<String>,
+    /// Aggregator arguments as a JSON object, e.g. '{"source_spans": [[1, 3]]}'; each key goes to
+    /// the aggregators that have a parameter of that name.
+    #[arg(long = "aggregator-kwargs", value_name = "JSON")]
+    pub kwargs: Option<String>,
+}
+
+impl AggregationArgs {
+    /// The aggregation these flags ask for.
+    pub fn spec(&self) -> Result<AggregationSpec, AggregationError> {
+        AggregationSpec::from_flags(&self.aggregators, &self.functions, self.kwargs.as_deref())
+    }
+}
+
+/// Fails early when `path` cannot be written: its folder is missing or is not a folder.
+pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!(
+            "{flag} {}: folder {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "{flag} {} is a folder: give a file path",
+            path.display()
+        ));
+    }
+    Ok(())
+}
