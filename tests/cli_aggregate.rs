@@ -170,6 +170,19 @@ fn bad_inputs_fail_with_one_line() {
             vec!["aggregate", &f, "-o", "/no/such/folder/x.json"],
             "does not exist",
         ),
+        // Fails before loading the model or any plugin work.
+        (
+            vec![
+                "attribute",
+                "-m",
+                "tests/fixtures/models/gpt2",
+                "-i",
+                "Hello",
+                "-o",
+                "/no/such/folder/out.json",
+            ],
+            "does not exist",
+        ),
         (
             vec!["aggregate", "/no/such/file.json", "-o", "/tmp/x.json"],
             "/no/such/file.json",

@@ -5,15 +5,23 @@
 //! - [`plugins`]: the registry that loads attribution methods, step functions and aggregators
 //!   from plugin libraries (the SDK boundary is the `rinseq-sdk` crate);
 //! - [`aggregation`]: Inseq's aggregation pipelines over aggregator plugins;
+//! - [`context`]: context attribution (Inseq's `attribute-context`, PECoRe): CTI and CCI;
+//! - [`dataset`]: dataset loading and resumable, sharded dataset attribution;
+//! - [`experiment`]: `rinseq run EXP.toml`: sweeps of dataset attributions, locally or on Slurm;
 //! - [`views`]: the views of an aggregated output (console, HTML, SVG, PNG, CSV, LaTeX);
+//! - [`progress`]: progress reports and Ctrl-C cancellation of the attribution loop;
 //! - [`cli`]: the `rinseq` command line.
 
 pub mod aggregation;
 pub mod attribution;
 pub mod cli;
+pub mod context;
+pub mod dataset;
+pub mod experiment;
 pub mod generation;
 pub mod models;
 pub mod output;
 pub mod plugins;
+pub mod progress;
 pub mod source;
 pub mod views;

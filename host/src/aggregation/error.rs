@@ -62,9 +62,6 @@ pub enum AggregationError {
     /// Two outputs that cannot be paired.
     #[error("cannot pair outputs: {0}")]
     Pair(String),
-    /// A plugin whose parameter schema is not JSON.
-    #[error("unreadable parameter schema of {0}: rebuild the plugin")]
-    BadSchema(String),
     /// A paired file could not be read.
     #[error(transparent)]
     Output(#[from] OutputError),

@@ -164,7 +164,7 @@ fn route(
 ) -> Result<Vec<Value>, AggregationError> {
     let names = steps
         .iter()
-        .map(|s| param_names(reg, &s.aggregator))
+        .map(|s| reg.param_names(PluginKind::Aggregator, &s.aggregator))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(key) = kwargs.keys().find(|k| !names.iter().any(|n| n.contains(k))) {
         let mut list: Vec<&str> = steps.iter().map(|s| s.aggregator.as_str()).collect();
@@ -211,18 +211,6 @@ fn route(
             Ok(Value::Object(p))
         })
         .collect()
-}
-
-/// Parameter names of an aggregator, from its JSON Schema.
-fn param_names(reg: &PluginRegistry, name: &str) -> Result<Vec<String>, AggregationError> {
-    let p = reg.find(PluginKind::Aggregator, name)?;
-    let schema: Value = serde_json::from_str(p.descriptor.params_schema.as_str())
-        .map_err(|e| AggregationError::BadSchema(format!("aggregator '{name}': {e}")))?;
-    Ok(schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default())
 }
 
 fn check_two_dimensional(

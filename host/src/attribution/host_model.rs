@@ -252,8 +252,9 @@ impl HostModel for ModelHost<'_> {
         guard(|| self.run_internals(r))
     }
 
-    fn progress(&self, _done: u64, _total: u64) -> bool {
-        true
+    /// Forwards to the installed progress reporter; `false` (cancel) after Ctrl-C.
+    fn progress(&self, done: u64, total: u64) -> bool {
+        crate::progress::report(done, total)
     }
 
     /// Extensions: `special_token_ids` answers the tokenizers' special ids as a JSON list.

@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-use super::aggregation_args::{check_writable, AggregationArgs};
+use super::aggregation_args::AggregationArgs;
+use super::paths::check_writable;
 use crate::aggregation::{aggregate_output, diff};
 use crate::output::{FeatureAttributionOutput, SaveOptions};
 use crate::plugins::{PluginRegistry, PluginSources};

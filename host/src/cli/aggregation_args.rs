@@ -1,7 +1,5 @@
 //! The aggregation flags shared by `rinseq aggregate`, `show` and `attribute`.
 
-use std::path::Path;
-
 use crate::aggregation::{AggregationError, AggregationSpec};
 
 /// `--aggregator`, `--aggregate-fn`, `--aggregator-kwargs` (Inseq's `aggregate(aggregator=[…],
@@ -28,26 +26,4 @@ impl AggregationArgs {
     pub fn spec(&self) -> Result<AggregationSpec, AggregationError> {
         AggregationSpec::from_flags(&self.aggregators, &self.functions, self.kwargs.as_deref())
     }
-}
-
-/// Fails early when `path` cannot be written: its folder is missing or is not a folder.
-pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(format!(
-            "{flag} {}: folder {} does not exist; create it first",
-            path.display(),
-            parent.display()
-        ));
-    }
-    if path.is_dir() {
-        return Err(format!(
-            "{flag} {} is a folder: give a file path",
-            path.display()
-        ));
-    }
-    Ok(())
 }

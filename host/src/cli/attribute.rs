@@ -6,35 +6,48 @@
 
 use serde_json::{Map, Value};
 
-use super::aggregation_args::{check_writable, AggregationArgs};
-use super::generate::DtypeArg;
-use super::load::load_with_defaults;
+use super::aggregation_args::AggregationArgs;
+use super::attributor::{AttributionPlugins, Attributor};
+use super::paths::check_writable;
+use super::progress::{Bars, Interrupted};
 use crate::aggregation::{aggregate_for_view, AggregationSpec};
-use crate::attribution::result::{sequence_class, to_output};
-use crate::attribution::{attribute, encode_batch, AttributeOptions};
-use crate::generation::{GenerationConfig, GenerationParams};
 use crate::models::load::LoadedModel;
-use crate::models::ModelKind;
 use crate::output::SaveOptions;
 use crate::plugins::{PluginKind, PluginRegistry, PluginSources};
-use crate::source::SourceConfig;
 use crate::views;
 
-/// Arguments of `rinseq attribute`.
+/// Arguments of `rinseq attribute`: the inputs and the shared [`AttributionFlags`]. The flag
+/// fields are reached through `Deref` (`args.model`), as before the split.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AttributeArgs {
-    /// Model: a local HF-format folder, a .gguf file, a hub id org/name, or an alias (smollm2-135m).
-    #[arg(short = 'm', long = "model-name-or-path")]
-    pub model: String,
-    /// Attribution method (see `rinseq plugins list`).
-    #[arg(short = 'a', long = "attribution-method", default_value = "saliency")]
-    pub method: String,
     /// Input text (repeat for a batch).
     #[arg(short = 'i', long = "input-texts", required = true, num_args = 1..)]
     pub input_texts: Vec<String>,
     /// Forced targets instead of generation (one per input; decoder-only: prompt included).
     #[arg(short = 'g', long = "generated-texts", num_args = 1..)]
     pub generated_texts: Vec<String>,
+    /// Everything but the inputs.
+    #[command(flatten)]
+    pub flags: AttributionFlags,
+}
+
+impl std::ops::Deref for AttributeArgs {
+    type Target = AttributionFlags;
+    fn deref(&self) -> &AttributionFlags {
+        &self.flags
+    }
+}
+
+/// The flags of `rinseq attribute` other than the inputs (`-i`/`-g`), shared with
+/// `rinseq attribute-dataset` through `#[command(flatten)]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttributionFlags {
+    /// Model: a local HF-format folder, a .gguf file, a hub id org/name, or an alias (smollm2-135m).
+    #[arg(short = 'm', long = "model-name-or-path")]
+    pub model: String,
+    /// Attribution method (see `rinseq plugins list`).
+    #[arg(short = 'a', long = "attribution-method", default_value = "saliency")]
+    pub method: String,
     /// Step functions to record at every step.
     #[arg(long = "step-scores", num_args = 1..)]
     pub step_scores: Vec<String>,
@@ -88,12 +101,16 @@ pub struct AttributeArgs {
     /// Also write the heatmaps as a self-contained HTML page here (Inseq's `--viz-path`).
     #[arg(long = "viz-path")]
     pub viz_path: Option<std::path::PathBuf>,
+    /// No progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long = "quiet")]
+    pub quiet: bool,
     /// The aggregation of the shown heatmaps (the saved file keeps the raw scores, as Inseq's).
     #[command(flatten)]
     pub aggregation: AggregationArgs,
 }
 
-fn parse_object(flag: &str, json: &Option<String>) -> Result<Map<String, Value>, String> {
+/// The JSON object of a `--…-kwargs` flag (empty when absent).
+pub fn parse_object(flag: &str, json: &Option<String>) -> Result<Map<String, Value>, String> {
     match json {
         None => Ok(Map::new()),
         Some(s) => match serde_json::from_str::<Value>(s) {
@@ -106,32 +123,16 @@ fn parse_object(flag: &str, json: &Option<String>) -> Result<Map<String, Value>,
     }
 }
 
-/// Parameter names of a plugin, from its JSON Schema.
-fn param_names(
-    reg: &PluginRegistry,
-    kind: PluginKind,
-    name: &str,
-) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let p = reg.find(kind, name)?;
-    let schema: Value =
-        serde_json::from_str(p.descriptor.params_schema.as_str()).unwrap_or(Value::Null);
-    Ok(schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default())
-}
-
 /// Splits `--attribution-kwargs` among the plugins whose parameters have each key (Inseq routes
 /// by signature the same way); a key no plugin takes is an error.
-fn route(
+pub fn route(
     kwargs: &Map<String, Value>,
     targets: &[(PluginKind, &str)],
     reg: &PluginRegistry,
 ) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let names: Vec<Vec<String>> = targets
         .iter()
-        .map(|(k, n)| param_names(reg, *k, n))
+        .map(|(k, n)| reg.param_names(*k, n))
         .collect::<Result<_, _>>()?;
     let mut out = vec![Map::new(); targets.len()];
     for (key, value) in kwargs {
@@ -167,93 +168,22 @@ pub fn run(
         check_writable("--viz-path", p)?;
     }
     let user_spec = args.aggregation.spec()?;
-    let reg = PluginRegistry::load(sources)?;
-    let kwargs = parse_object("--attribution-kwargs", &args.attribution_kwargs)?;
-    let model_kwargs = parse_object("--model-kwargs", &args.model_kwargs)?;
-    let dtype = match model_kwargs.get("dtype").and_then(Value::as_str) {
-        None | Some("f32") | Some("float32") => DtypeArg::F32,
-        Some("f16") | Some("float16") => DtypeArg::F16,
-        Some("bf16") | Some("bfloat16") => DtypeArg::Bf16,
-        Some(other) => {
-            return Err(
-                format!("--model-kwargs dtype '{other}' is not one of f32, f16, bf16").into(),
-            )
+    let plugins = AttributionPlugins::prepare(&args.flags, sources)?;
+    let attributor = Attributor::new(&args.flags, plugins)?;
+    let bars = Bars::start(args.quiet, None);
+    let rows: Vec<usize> = (0..args.input_texts.len()).collect();
+    let result = attributor.attribute(&args.input_texts, &args.generated_texts, &rows);
+    bars.finish();
+    let attributed = match result {
+        Err(_) if crate::progress::is_cancelled() => {
+            return Err(Interrupted::new("nothing was saved; run the command again").into())
         }
+        r => r?,
     };
-    if let Some(k) = model_kwargs.keys().find(|k| k.as_str() != "dtype") {
-        return Err(format!("--model-kwargs key '{k}' is not supported (supported: dtype)").into());
-    }
-    let mut targets = vec![
-        (PluginKind::Attribution, args.method.as_str()),
-        (PluginKind::StepFunction, args.attributed_fn.as_str()),
-    ];
-    targets.extend(
-        args.step_scores
-            .iter()
-            .map(|s| (PluginKind::StepFunction, s.as_str())),
-    );
-    let mut kwargs = kwargs;
-    let contrast = Contrast::take(&mut kwargs)?;
-    let params = route(&kwargs, &targets, &reg)?;
-    let method = reg.attribution(&args.method, &params[0])?;
-    let target_fn = reg.step_function(&args.attributed_fn, &params[1])?;
-    let step_fns = args
-        .step_scores
-        .iter()
-        .zip(&params[2..])
-        .map(|(n, p)| Ok((n.clone(), reg.step_function(n, p)?)))
-        .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
-
-    let (loaded, defaults) =
-        load_with_defaults(&args.model, dtype.into(), &SourceConfig::from_env())?;
-    let user = match &args.generation_kwargs {
-        Some(json) => GenerationConfig::from_kwargs_json(json)?,
-        None => GenerationConfig::default(),
-    };
-    let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec)?;
-    let opts = AttributeOptions {
-        generated_texts: args.generated_texts.clone(),
-        attribute_target: args.attribute_target,
-        attr_pos_start: args.start_pos,
-        attr_pos_end: args.end_pos,
-        include_eos_baseline: args.include_eos_baseline,
-        batch_size: args.batch_size,
-        contrast_targets: contrast.targets,
-        contrast_sources: contrast.sources,
-        contrast_targets_alignments: contrast.alignments,
-        contrast_force_inputs: contrast.force_inputs,
-    };
-    let sequences = encode_batch(&loaded, &args.input_texts, &opts, &generation)?;
-    let run = attribute(
-        &loaded,
-        &args.model,
-        sequences,
-        &method,
-        &target_fn,
-        &step_fns,
-        &opts,
-    )?;
-    let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
-    let capabilities = &reg
-        .find(PluginKind::Attribution, &args.method)?
-        .descriptor
-        .capabilities;
-    let class = sequence_class(capabilities.output);
-    let mut info = info(args, &loaded, &params, &generation_kwargs(args)?);
-    let tok = loaded
-        .target_tokenizer
-        .as_ref()
-        .unwrap_or(&loaded.tokenizer);
-    let texts = run
-        .sequences
-        .iter()
-        .map(|a| tok.decode(&a.sequence.target_ids, true))
-        .collect::<Result<Vec<_>, _>>()?;
-    info.insert("generated_texts".into(), texts.into());
-    let mut out = to_output(&run, decoder_only, class, info);
+    let out = &attributed.output;
     if !args.hide_attributions || args.viz_path.is_some() {
-        let spec = shown_aggregation(user_spec, capabilities.default_aggregation.as_str());
-        let shown = aggregate_for_view(&reg, &out, &spec)?;
+        let spec = shown_aggregation(user_spec, attributor.plugins.default_aggregation());
+        let shown = aggregate_for_view(&attributor.plugins.registry, out, &spec)?;
         if !args.hide_attributions {
             print!("{}", views::console(&shown, views::console_color_wanted()));
         }
@@ -265,34 +195,28 @@ pub fn run(
         }
     }
     if let Some(path) = &args.save_path {
-        if args.output_step_attributions {
-            let positions: Vec<Vec<usize>> = run
-                .sequences
-                .iter()
-                .map(|a| a.sequence.steps.clone())
-                .collect();
-            out.step_attributions = Some(crate::output::steps::step_outputs(
-                &out.sequence_attributions,
-                &positions,
-            ));
-        }
-        let options = SaveOptions {
-            overwrite: true,
-            compress: args.compress,
-            split_sequences: args.split_sequences,
-            scores_precision: args.scores_precision.parse()?,
-            ..Default::default()
-        };
-        for written in out.save(path, &options)? {
+        let out = attributed.output_with_steps(args.output_step_attributions);
+        for written in out.save(path, &save_options(&args.flags)?)? {
             eprintln!("saved {}", written.display());
         }
     }
     Ok(())
 }
 
+/// How `-o` files are written: `--compress`, `--split-sequences`, `--scores-precision`.
+pub fn save_options(flags: &AttributionFlags) -> Result<SaveOptions, Box<dyn std::error::Error>> {
+    Ok(SaveOptions {
+        overwrite: true,
+        compress: flags.compress,
+        split_sequences: flags.split_sequences,
+        scores_precision: flags.scores_precision.parse()?,
+        ..Default::default()
+    })
+}
+
 /// The aggregation of the shown heatmaps: the user's, else the method's declared default
 /// aggregation (a comma-separated aggregator list), else the output class's default.
-fn shown_aggregation(user: AggregationSpec, method_default: &str) -> AggregationSpec {
+pub fn shown_aggregation(user: AggregationSpec, method_default: &str) -> AggregationSpec {
     if !user.is_default() {
         return user;
     }
@@ -308,19 +232,22 @@ fn shown_aggregation(user: AggregationSpec, method_default: &str) -> Aggregation
     }
 }
 
-fn generation_kwargs(args: &AttributeArgs) -> Result<Map<String, Value>, String> {
-    parse_object("--generation-kwargs", &args.generation_kwargs)
+/// The `--generation-kwargs` object.
+pub fn generation_kwargs(flags: &AttributionFlags) -> Result<Map<String, Value>, String> {
+    parse_object("--generation-kwargs", &flags.generation_kwargs)
 }
 
-/// Inseq's `info` record of a run.
-fn info(
-    args: &AttributeArgs,
+/// Inseq's `info` record of a run on `input_texts` (with `generated_texts` forced, if any).
+pub fn info(
+    args: &AttributionFlags,
+    texts: (&[String], &[String]),
     loaded: &LoadedModel,
     params: &[Value],
     generation_args: &Map<String, Value>,
 ) -> Map<String, Value> {
     let mut m = Map::new();
-    let forced = !args.generated_texts.is_empty();
+    let (input_texts, generated_texts) = texts;
+    let forced = !generated_texts.is_empty();
     let step_args: Map<String, Value> = args
         .step_scores
         .iter()
@@ -347,8 +274,8 @@ fn info(
         ("attribution_args", params[0].clone()),
         ("attributed_fn_args", params[1].clone()),
         ("step_scores_args", Value::Object(step_args)),
-        ("input_texts", args.input_texts.clone().into()),
-        ("generated_texts", args.generated_texts.clone().into()),
+        ("input_texts", input_texts.to_vec().into()),
+        ("generated_texts", generated_texts.to_vec().into()),
         (
             "generation_args",
             if forced {
@@ -367,17 +294,21 @@ fn info(
 }
 
 /// The host-level contrastive arguments of `--attribution-kwargs` (Inseq's names).
-#[derive(Default)]
-struct Contrast {
-    targets: Vec<String>,
-    sources: Vec<String>,
-    alignments: Vec<Vec<(usize, usize)>>,
-    force_inputs: bool,
+#[derive(Debug, Clone, Default)]
+pub struct Contrast {
+    /// `contrast_targets`, one per input.
+    pub targets: Vec<String>,
+    /// `contrast_sources`, one per input.
+    pub sources: Vec<String>,
+    /// `contrast_targets_alignments`, one list per input.
+    pub alignments: Vec<Vec<(usize, usize)>>,
+    /// `contrast_force_inputs`.
+    pub force_inputs: bool,
 }
 
 impl Contrast {
     /// Removes the contrastive keys from `kwargs`.
-    fn take(kwargs: &mut Map<String, Value>) -> Result<Self, String> {
+    pub fn take(kwargs: &mut Map<String, Value>) -> Result<Self, String> {
         let texts = |v: Option<Value>, key: &str| -> Result<Vec<String>, String> {
             match v {
                 None => Ok(Vec::new()),

@@ -3,9 +3,16 @@
 pub mod aggregate;
 pub mod aggregation_args;
 pub mod attribute;
+pub mod attribute_context;
+pub mod attribute_dataset;
+pub mod attributor;
 pub mod generate;
 pub mod load;
+pub mod merge;
+pub mod paths;
 pub mod plugins;
+pub mod progress;
+pub mod run;
 pub mod show;
 
 use std::path::PathBuf;
@@ -35,6 +42,14 @@ pub struct Cli {
 pub enum Command {
     /// Attribute the generation of a model to its inputs, step by step.
     Attribute(Box<attribute::AttributeArgs>),
+    /// Find the generated tokens that depend on the context and the context tokens behind them
+    /// (Inseq's attribute-context, PECoRe).
+    AttributeContext(Box<attribute_context::AttributeContextArgs>),
+    /// Attribute a dataset split (Inseq's attribute-dataset); with --out-dir: resumable,
+    /// shardable (--shard I/N), one file per example.
+    AttributeDataset(Box<attribute_dataset::AttributeDatasetArgs>),
+    /// Merge the example files of an attribute-dataset --out-dir into one Inseq file.
+    Merge(merge::MergeArgs),
     /// Print a model's continuation of input texts.
     Generate(generate::GenerateArgs),
     /// Aggregate a saved attribution file (Inseq's `aggregate`) and save the result.
@@ -46,6 +61,8 @@ pub enum Command {
     /// List or describe the loaded plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Run an experiment file: a sweep of dataset attributions, locally or on Slurm.
+    Run(run::RunArgs),
 }
 
 /// `rinseq X (rinseq-sdk Y)`.
@@ -92,6 +109,11 @@ pub fn main() -> i32 {
     let result = std::panic::catch_unwind(|| run(&cli));
     match result {
         Ok(Ok(())) => 0,
+        // Ctrl-C: a one-line note on how to resume, and the shell's exit code for SIGINT.
+        Ok(Err(e)) if e.is::<progress::Interrupted>() => {
+            eprintln!("{e}");
+            progress::INTERRUPTED_EXIT_CODE
+        }
         Ok(Err(e)) => {
             eprintln!("error: {e}");
             1
@@ -110,10 +132,14 @@ pub fn main() -> i32 {
 pub fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     match &cli.command {
         Command::Attribute(args) => attribute::run(args, &cli.plugin_sources()),
+        Command::AttributeContext(args) => attribute_context::run(args, &cli.plugin_sources()),
+        Command::AttributeDataset(args) => attribute_dataset::run(args, &cli.plugin_sources()),
+        Command::Merge(args) => merge::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Aggregate(args) => aggregate::run(args, &cli.plugin_sources()),
         Command::Diff(args) => aggregate::run_diff(args, &cli.plugin_sources()),
         Command::Show(args) => show::run(args, &cli.plugin_sources()),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.plugin_sources()),
+        Command::Run(args) => run::run(args, &cli.plugin_sources()),
     }
 }

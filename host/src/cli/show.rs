@@ -8,7 +8,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::aggregation_args::{check_writable, AggregationArgs};
+use super::aggregation_args::AggregationArgs;
+use super::paths::check_writable;
 use crate::aggregation::aggregate_for_view;
 use crate::output::FeatureAttributionOutput;
 use crate::plugins::{PluginRegistry, PluginSources};

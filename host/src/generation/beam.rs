@@ -62,6 +62,10 @@ pub fn beam_search(
 
     loop {
         let cur_len = beams.len();
+        crate::progress::report_generation(
+            (cur_len - prompt_len) as u64,
+            (procs.max_len - prompt_len) as u64,
+        );
         let mut sources = Vec::with_capacity(b * nb);
         let mut next_rows = Vec::with_capacity(b * nb);
         let mut all_hit = true;

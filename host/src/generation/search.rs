@@ -25,6 +25,7 @@ pub fn greedy_or_sample(
     if rows.len() >= procs.max_len {
         return Ok(new);
     }
+    let budget = (procs.max_len - rows.len()) as u64;
     loop {
         for i in 0..b {
             let scores = &mut logits[i];
@@ -42,6 +43,10 @@ pub fn greedy_or_sample(
                 finished[i] = p.eos_token_ids.contains(&tok);
             }
         }
+        crate::progress::report_generation(
+            new.iter().map(Vec::len).max().unwrap_or(0) as u64,
+            budget,
+        );
         if finished.iter().all(|f| *f) || rows.len() >= procs.max_len {
             return Ok(new);
         }

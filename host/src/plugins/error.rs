@@ -112,6 +112,18 @@ pub enum PluginLoadError {
         /// The plugin's message.
         message: String,
     },
+    /// The plugin's parameter schema is not valid JSON.
+    #[error(
+        "{kind} plugin '{name}' has an unreadable parameter schema ({message}): rebuild the plugin"
+    )]
+    BadSchema {
+        /// The plugin kind.
+        kind: String,
+        /// The plugin name.
+        name: String,
+        /// The JSON error.
+        message: String,
+    },
     /// The plugin's factory failed for another reason (or panicked).
     #[error("{kind} plugin '{name}' failed to start: {message}")]
     Factory {

@@ -169,6 +169,29 @@ impl PluginRegistry {
             })
     }
 
+    /// The parameter names of a plugin, from its JSON Schema's `properties` (how keyword
+    /// arguments are routed to plugins, as Inseq routes them by signature).
+    pub fn param_names(
+        &self,
+        kind: PluginKind,
+        name: &str,
+    ) -> Result<Vec<String>, PluginLoadError> {
+        let p = self.find(kind, name)?;
+        let schema: Value =
+            serde_json::from_str(p.descriptor.params_schema.as_str()).map_err(|e| {
+                PluginLoadError::BadSchema {
+                    kind: kind.to_string(),
+                    name: name.to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+        Ok(schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     /// Instantiates an attribution method with `params` (merged over the registry defaults).
     pub fn attribution(
         &self,
