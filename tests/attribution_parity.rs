@@ -15,7 +15,7 @@ use rinseq::attribution::result::sequence_view;
 use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
 use rinseq::generation::GenerationParams;
 use rinseq::models::load::LoadedModel;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 struct Fixture {
     loaded: LoadedModel,
@@ -176,17 +176,55 @@ fn contrast_cases() -> Vec<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Forced generation and contrast target of a contrast case.
+/// Forced generation and contrastive inputs (targets, sources, explicit alignments) of a
+/// contrast case.
 fn contrast_options(case: &Value, attribute_target: bool) -> AttributeOptions {
+    let text = |k: &str| case[k].as_str().map(|t| vec![t.to_string()]);
+    let positions = &case["attr_pos_args"];
     AttributeOptions {
-        generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
-        contrast_targets: vec![case["contrast_targets"].as_str().unwrap().to_string()],
+        attr_pos_start: positions["attr_pos_start"].as_i64(),
+        attr_pos_end: positions["attr_pos_end"].as_i64(),
+        generated_texts: text("generated").unwrap(),
+        contrast_targets: text("contrast_targets").unwrap_or_default(),
+        contrast_sources: text("contrast_sources").unwrap_or_default(),
+        contrast_targets_alignments: match &case["contrast_targets_alignments"] {
+            Value::Null => Vec::new(),
+            v => vec![serde_json::from_value(v.clone()).unwrap()],
+        },
         attribute_target,
         ..Default::default()
     }
 }
 
-/// Contrastive step scores (contrast forward, right-aligned contrast targets) against inseq
+/// The output's target tokens are Inseq's: an attributed token whose aligned contrast token
+/// differs reads "{contrast} → {target}" with id -1 (inseq's `join_token_ids`).
+fn assert_target_tokens_match(
+    case: &Value,
+    run: &rinseq::attribution::AttributionRun,
+    decoder_only: bool,
+) {
+    let name = case["model"].as_str().unwrap();
+    let view = sequence_view(&run.sequences[0], decoder_only);
+    let got: Vec<(String, i64)> = view
+        .target
+        .iter()
+        .map(|t| (t.text.to_string(), t.id))
+        .collect();
+    let tokens: Vec<String> = serde_json::from_value(case["target_tokens"].clone()).unwrap();
+    let ids: Vec<i64> = serde_json::from_value(case["target_ids"].clone()).unwrap();
+    let want: Vec<(String, i64)> = tokens.into_iter().zip(ids).collect();
+    assert_eq!(got, want, "{name}: target tokens");
+    if decoder_only {
+        assert_eq!(
+            view.source.to_vec(),
+            view.target[..view.attr_pos_start].to_vec(),
+            "{name}: prompt tokens"
+        );
+    }
+}
+
+/// Contrastive step scores (contrast forward, right-aligned or explicitly aligned contrast
+/// targets, contrast sources) and the output's target tokens against inseq
 /// (tests/fixtures/contrast/reference.json, made by make_reference.py there).
 #[test]
 fn contrastive_step_scores_match_inseq() {
@@ -198,11 +236,13 @@ fn contrastive_step_scores_match_inseq() {
         let input = case["input"].as_str().unwrap().to_string();
         let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
         assert_eq!(
-            seqs[0].steps[0],
+            seqs[0].attr_pos.0,
             case["attr_pos_start"].as_u64().unwrap() as usize,
             "{name}"
         );
-        let want = case["step_scores"].as_object().unwrap();
+        // Null: only the tokens are compared (marian, see make_reference.py).
+        let no_scores = Map::new();
+        let want = case["step_scores"].as_object().unwrap_or(&no_scores);
         let fns: Vec<_> = want
             .keys()
             .map(|k| (k.clone(), reg.step_function(k, &json!({})).unwrap()))
@@ -223,11 +263,13 @@ fn contrastive_step_scores_match_inseq() {
                 assert!((*a as f64 - b).abs() < tol, "{name} {fname}: {a} vs {b}");
             }
         }
+        let decoder_only = f.loaded.spec.kind == rinseq::models::ModelKind::DecoderOnly;
+        assert_target_tokens_match(&case, &run, decoder_only);
     }
 }
 
 /// A contrastive attribution target (`contrast_prob_diff`, original forward reused, aligned
-/// contrast token) gives Inseq's aggregated saliency maps.
+/// contrast token) gives Inseq's aggregated saliency maps and target tokens.
 #[test]
 fn contrastive_attribution_target_matches_inseq() {
     let reg = registry();
@@ -247,7 +289,13 @@ fn contrastive_attribution_target_matches_inseq() {
             sequence_view(&run.sequences[0], decoder_only),
         )
         .unwrap();
+        assert_target_tokens_match(&case, &run, decoder_only);
         let maps = &case["contrast_prob_diff_saliency"];
+        // Null: inseq 0.7.1 could not aggregate the case, or its numbers are not compared
+        // (see make_reference.py).
+        if maps.is_null() {
+            continue;
+        }
         let want = |side: &str| nullable_matrix(&maps[side]);
         if let Some(src) = agg.scores.source.as_ref().into_option() {
             assert_close_maps(name, &rows(src), &want("source_attributions"));

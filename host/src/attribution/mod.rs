@@ -196,7 +196,7 @@ pub fn encode_batch(
                 .get(last)
                 .cloned()
                 .unwrap_or_default();
-            let c = contrast::contrast_of(&seqs[last], src, tgt, &explicit)?;
+            let c = contrast::contrast_of(&seqs[last], src, tgt, &explicit, target_tok)?;
             seqs[last].contrast = Some(c);
         }
     }

@@ -8,9 +8,14 @@ use super::AttributedSequence;
 
 /// Inseq's sequence view of one attributed sequence. Decoder-only: `source` is the prompt
 /// (`target[..attr_pos_start]`) and only target attributions exist; the target axis stops at
-/// `attr_pos_end`, as in Inseq.
+/// `attr_pos_end`, as in Inseq. With `contrast_targets` the target tokens are named as Inseq
+/// names them (`"{contrast} → {target}"`, id -1, see [`super::contrast::rename_targets`]).
 pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttribution {
     let seq = &a.sequence;
+    let target = seq
+        .contrast
+        .as_ref()
+        .map_or(&seq.target_tokens, |c| &c.renamed_targets);
     let (start, end) = seq.attr_pos;
     let mut scores = a.scores.clone();
     if let ROption::RSome(t) = &scores.target {
@@ -23,11 +28,11 @@ pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttr
     }
     SequenceAttribution {
         source: if decoder_only {
-            seq.target_tokens[..start].to_vec().into()
+            target[..start].to_vec().into()
         } else {
             seq.source_tokens.clone().into()
         },
-        target: seq.target_tokens.clone().into(),
+        target: target.clone().into(),
         attr_pos_start: start,
         attr_pos_end: end,
         scores,

@@ -324,9 +324,11 @@ fn run_out_dir(
             part.info.insert("exec_time".into(), time.into());
             if flags.output_step_attributions {
                 let positions = attributed.positions.get(k).cloned().unwrap_or_default();
-                part.step_attributions = Some(crate::output::steps::step_outputs(
+                let plain = attributed.plain_targets.get(k).cloned().unwrap_or_default();
+                part.step_attributions = Some(crate::output::steps::step_outputs_with_prefixes(
                     &part.sequence_attributions,
                     &[positions],
+                    &[plain],
                 ));
             }
             store.write(example.index, &part, &options)?;

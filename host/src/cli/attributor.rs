@@ -13,7 +13,7 @@ use crate::attribution::{attribute, encode_batch, AttributeOptions};
 use crate::generation::{GenerationConfig, GenerationParams};
 use crate::models::load::LoadedModel;
 use crate::models::ModelKind;
-use crate::output::{FeatureAttributionOutput, SequenceClass};
+use crate::output::{FeatureAttributionOutput, SequenceClass, TokenWithId};
 use crate::plugins::{Instance, PluginKind, PluginRegistry, PluginSources};
 use crate::source::SourceConfig;
 use rinseq_sdk::{AttributionMethodBox, StepFunctionBox};
@@ -144,6 +144,8 @@ pub struct Attributed {
     pub output: FeatureAttributionOutput,
     /// The attributed target positions of each sequence (for step attributions).
     pub positions: Vec<Vec<usize>>,
+    /// Each sequence's target tokens before contrastive renaming (step prefixes show these).
+    pub plain_targets: Vec<Vec<TokenWithId>>,
 }
 
 impl Attributed {
@@ -151,9 +153,10 @@ impl Attributed {
     pub fn output_with_steps(self, steps: bool) -> FeatureAttributionOutput {
         let mut out = self.output;
         if steps {
-            out.step_attributions = Some(crate::output::steps::step_outputs(
+            out.step_attributions = Some(crate::output::steps::step_outputs_with_prefixes(
                 &out.sequence_attributions,
                 &self.positions,
+                &self.plain_targets,
             ));
         }
         out
@@ -254,9 +257,21 @@ impl Attributor {
             .iter()
             .map(|a| a.sequence.steps.clone())
             .collect();
+        let plain_targets = run
+            .sequences
+            .iter()
+            .map(|a| {
+                a.sequence
+                    .target_tokens
+                    .iter()
+                    .map(TokenWithId::from)
+                    .collect()
+            })
+            .collect();
         Ok(Attributed {
             output: to_output(&run, decoder_only, self.plugins.class, info),
             positions,
+            plain_targets,
         })
     }
 }

@@ -8,16 +8,25 @@
 //! normalisation: its precompiled charsmap (`nmt_nfkc`), whitespace stripping/collapsing, and the
 //! `▁` dummy prefix (Metaspace). Special tokens and `>>lang<<` codes are added tokens.
 //!
-//! Known difference from HF: a run of characters that this side's `.spm` does not know is one
-//! unknown piece for SentencePiece, looked up in `vocab.json` as a whole; here a *single* such
-//! character that `vocab.json` has (from the other side) is matched on its own, so a run mixing
-//! it with other unknown characters gives several ids instead of one `<unk>`. (HF's
-//! MosesPunctNormalizer is set up by MarianTokenizer but never called, so it is not needed.)
+//! Characters this side's `.spm` has no piece for: SentencePiece gives each one an unknown
+//! lattice node and merges consecutive ones into a single piece (its string is the run itself),
+//! which MarianTokenizer looks up in `vocab.json` (`<unk>` when absent). `vocab.json` can hold
+//! such a run as a token from the other side (the target side's `y` when only `source.spm` has
+//! it), so a run that is exactly such a token keeps its id and any other run becomes one
+//! `<unk>` (see [`UnknownRuns`]). (HF's MosesPunctNormalizer is set up by MarianTokenizer but
+//! never called, so it is not needed.)
+//!
+//! Known differences from HF: a piece of this `.spm` that `vocab.json` lacks is left out of the
+//! segmentation (SentencePiece would choose it and Marian map it to `<unk>`; a `Unigram` cannot
+//! give one name a score and another name's id); user-defined pieces keep their spm score
+//! (SentencePiece boosts them); byte fallback is not supported (opus-mt models do not use it).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use sentencepiece_model::{SentencePieceModel, Type};
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::unigram::Unigram;
 use tokenizers::normalizers::{NormalizerWrapper, Precompiled, Replace, Sequence, Strip};
@@ -142,8 +151,107 @@ fn read_spm(path: &Path) -> Result<SentencePieceModel> {
     })
 }
 
-/// Score of vocabulary entries that must never win a segmentation.
+/// The pieces SentencePiece's lattice matches (its trie also holds unused pieces, but skips
+/// them; control pieces are not in it).
+fn lattice_pieces(
+    spm: &SentencePieceModel,
+) -> impl Iterator<Item = &sentencepiece_model::SentencePiece> {
+    (spm.pieces().iter()).filter(|p| matches!(p.r#type(), Type::Normal | Type::UserDefined))
+}
+
+/// Runs of characters one side's `.spm` has no piece for, and how they are tokenized.
+///
+/// SentencePiece merges a run of unknown characters into one piece that Marian looks up in
+/// `vocab.json`. A `Unigram` that can match a token of `vocab.json` made of such characters
+/// (it must, so that a run equal to it gets its id) would also match it inside a longer run. So
+/// the normalizer replaces every maximal run that is not exactly such a token with one
+/// `marker`, a character no token contains: the `Unigram` makes it one `<unk>`.
+struct UnknownRuns {
+    /// Characters of the `.spm`'s lattice pieces (the `▁` included).
+    known: HashSet<char>,
+    /// `vocab.json` tokens (not special, not language codes) made only of unknown characters.
+    tokens: HashSet<String>,
+    /// Stands for a run that `vocab.json` does not have.
+    marker: char,
+}
+
+impl UnknownRuns {
+    fn new(spm: &SentencePieceModel, vocab: &Vocab, o: &Options) -> Option<Self> {
+        let known: HashSet<char> = lattice_pieces(spm)
+            .flat_map(|p| p.piece().chars())
+            .collect();
+        // A space becomes `▁` in the pre-tokenizer: it is never part of a run.
+        let unknown = |c: char| c != ' ' && !known.contains(&c);
+        let specials = [&o.eos, &o.unk, &o.pad];
+        let tokens: HashSet<String> = (vocab.tokens.iter().flatten())
+            .filter(|t| !specials.contains(t) && !is_lang_code(t))
+            .filter(|t| !t.is_empty() && t.chars().all(unknown))
+            .cloned()
+            .collect();
+        let in_vocab: HashSet<char> = vocab.ids.keys().flat_map(|t| t.chars()).collect();
+        // Private-use planes: never in a real vocabulary, but any free unknown character works.
+        let marker = ('\u{E000}'..='\u{F8FF}')
+            .chain('\u{F0000}'..='\u{FFFFD}')
+            .find(|&c| unknown(c) && !in_vocab.contains(&c))?;
+        Some(Self {
+            known,
+            tokens,
+            marker,
+        })
+    }
+
+    /// The normalizer that replaces each maximal unknown run which is not exactly one of
+    /// `tokens` by `marker`; `None` when there are no such tokens, as every run is then one
+    /// `<unk>` already (its fused surface is in no name of the `Unigram`).
+    fn normalizer(&self) -> std::result::Result<Option<Replace>, String> {
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
+        let hex = |c: char| format!("\\x{{{:X}}}", c as u32);
+        // The class of unknown characters: not a known one, not a space.
+        let mut chars: Vec<char> = self.known.iter().copied().chain([' ']).collect();
+        chars.sort_unstable();
+        let mut class = String::from("[^");
+        let mut i = 0;
+        while i < chars.len() {
+            let mut j = i;
+            while j + 1 < chars.len() && chars[j + 1] as u32 == chars[j] as u32 + 1 {
+                j += 1;
+            }
+            class.push_str(&hex(chars[i]));
+            if j > i {
+                class.push('-');
+                class.push_str(&hex(chars[j]));
+            }
+            i = j + 1;
+        }
+        class.push(']');
+        // Longest first: the first alternative that matches at a run start is then the whole
+        // run whenever the run is a token, so the lookahead needs no backtracking.
+        let mut tokens: Vec<&String> = self.tokens.iter().collect();
+        tokens.sort_by(|a, b| (b.chars().count(), b).cmp(&(a.chars().count(), a)));
+        let alternatives: Vec<String> = (tokens.iter())
+            .map(|t| t.chars().map(hex).collect::<String>())
+            .collect();
+        let pattern = format!(
+            "(?<!{class})(?!(?:{})(?!{class})){class}+",
+            alternatives.join("|")
+        );
+        let pattern = tokenizers::normalizers::replace::ReplacePattern::Regex(pattern);
+        Replace::new(pattern, self.marker.to_string())
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Score of vocabulary entries that must never win a segmentation: any path through one is
+/// worse than the path of this `.spm`'s pieces and unknown nodes, which always exists.
 const NEVER: f64 = -1e9;
+
+/// Score of a `vocab.json` token made only of unknown characters: it wins over its own
+/// sub-tokens, and loses (unless a word holds a thousand unknown runs) to any path through a
+/// [`NEVER`] token, such as another side's `▁k` around the run `k`.
+const RUN: f64 = -1e6;
 
 /// Whether `t` is a multilingual target-language code such as `>>fra<<`.
 fn is_lang_code(t: &str) -> bool {
@@ -154,28 +262,25 @@ fn is_lang_code(t: &str) -> bool {
 ///
 /// - Pieces of this `.spm` keep their scores; special tokens and language codes are kept (they
 ///   are split off as added tokens before the model sees the text).
-/// - Tokens made only of characters this `.spm` does not know keep their name with a score that
-///   never wins: SentencePiece emits such a run as one `<unk>` piece whose *surface* Marian looks
-///   up in `vocab.json`; here the run is fused into one unknown token and `tokenizers` looks its
-///   surface up too. (A single such character is matched directly, so it is not fused with an
-///   unknown neighbour: the one case that can differ from HF.)
-/// - Any other token (a piece of the other side) gets an unmatchable name (leading space).
+/// - Tokens made only of characters this `.spm` does not know score [`RUN`]: they match only a
+///   whole run of unknown characters, which [`UnknownRuns`] leaves in the text only when it is
+///   exactly such a token (SentencePiece's merged unknown piece, looked up in `vocab.json`).
+/// - Other tokens (pieces of the other side) score [`NEVER`], under their own name so that
+///   `id_to_token` and decoding give it (a generation may hold them). A single character stays
+///   unmatchable (leading space): a known character without a piece of its own must still be
+///   an unknown node, as in SentencePiece.
 ///
 /// `min_score` is reset to the lowest normal piece score, so that the unknown-token penalty is
-/// SentencePiece's (`min - 10`).
+/// SentencePiece's (`min - 10`). Consecutive unknown nodes are fused (the `Unigram` default).
 fn unigram(
     spm: &SentencePieceModel,
     vocab: &Vocab,
     o: &Options,
+    runs: &UnknownRuns,
 ) -> std::result::Result<Unigram, Box<dyn std::error::Error + Send + Sync>> {
-    let pieces = || {
-        let keep = |p: &&sentencepiece_model::SentencePiece| {
-            matches!(p.r#type(), Type::Normal | Type::UserDefined)
-        };
-        spm.pieces().iter().filter(keep)
-    };
-    let scores: HashMap<&str, f64> = pieces().map(|p| (p.piece(), p.score() as f64)).collect();
-    let known: HashSet<char> = pieces().flat_map(|p| p.piece().chars()).collect();
+    let scores: HashMap<&str, f64> = (lattice_pieces(spm))
+        .map(|p| (p.piece(), p.score() as f64))
+        .collect();
     let min = (spm.pieces().iter())
         .filter(|p| p.r#type() == Type::Normal)
         .map(|p| p.score() as f64)
@@ -188,8 +293,9 @@ fn unigram(
             Some(t) if is_lang_code(t) => (t.clone(), NEVER),
             Some(t) => match scores.get(t.as_str()) {
                 Some(&s) => (t.clone(), s),
-                None if t.chars().all(|c| !known.contains(&c)) => (t.clone(), NEVER),
-                None => (format!(" {t}"), NEVER),
+                None if runs.tokens.contains(t) => (t.clone(), RUN),
+                None if t.chars().nth(1).is_none() => (format!(" {t}"), NEVER),
+                None => (t.clone(), NEVER),
             },
             None => (format!(" <unused {i}>"), NEVER),
         })
@@ -208,10 +314,27 @@ fn tk_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> ModelError + '_ {
     }
 }
 
+/// MarianTokenizer's decoding: the pieces joined with `▁` as a space, then Python's `strip()`
+/// (which matters when a skipped `<unk>` or `</s>` leaves a space at either end).
+fn decoder(meta: Metaspace) -> std::result::Result<DecoderWrapper, String> {
+    let pattern = tokenizers::normalizers::replace::ReplacePattern::Regex(r"^\s+|\s+$".into());
+    let strip = Replace::new(pattern, "").map_err(|e| e.to_string())?;
+    Ok(DecoderSequence::new(vec![
+        DecoderWrapper::Metaspace(meta),
+        DecoderWrapper::Fuse(Fuse::new()),
+        DecoderWrapper::Replace(strip),
+    ])
+    .into())
+}
+
 /// Builds one side's tokenizer from its spm model and the Marian vocabulary.
 fn side(spm_path: &Path, vocab: &Vocab, o: &Options) -> Result<Tokenizer> {
     let spm = read_spm(spm_path)?;
-    let model = unigram(&spm, vocab, o).map_err(tk_err(spm_path))?;
+    let runs = UnknownRuns::new(&spm, vocab, o).ok_or_else(|| ModelError::BadTokenizer {
+        path: spm_path.to_path_buf(),
+        msg: "no private-use character is free to stand for unknown runs".into(),
+    })?;
+    let model = unigram(&spm, vocab, o, &runs).map_err(tk_err(spm_path))?;
     let eos = vocab.id(&o.eos)?;
 
     let norm = spm.normalizer();
@@ -233,6 +356,10 @@ fn side(spm_path: &Path, vocab: &Vocab, o: &Options) -> Result<Tokenizer> {
         .map_err(tk_err(spm_path))?;
         normalizers.push(collapse.into());
     }
+    // After the whitespace handling, on the text the lattice sees (but for the `▁`s).
+    if let Some(runs) = runs.normalizer().map_err(tk_err(spm_path))? {
+        normalizers.push(runs.into());
+    }
     let prepend = match norm.is_none_or(|n| n.add_dummy_prefix()) {
         true => PrependScheme::Always,
         false => PrependScheme::Never,
@@ -251,7 +378,7 @@ fn side(spm_path: &Path, vocab: &Vocab, o: &Options) -> Result<Tokenizer> {
         .map_err(tk_err(spm_path))?
         .with_pre_tokenizer(Some(meta.clone()))
         .with_post_processor(Some(post))
-        .with_decoder(Some(DecoderWrapper::Metaspace(meta)));
+        .with_decoder(Some(decoder(meta).map_err(tk_err(spm_path))?));
     let special: Vec<AddedToken> = [&o.eos, &o.unk, &o.pad]
         .iter()
         .map(|t| AddedToken::from(t.as_str(), true))
@@ -322,4 +449,37 @@ pub fn load_marian_text(dir: &Path) -> Result<(TextTokenizer, TextTokenizer)> {
         special: special.clone(),
     };
     Ok((wrap(tks.source), wrap(tks.target)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::{NormalizedString, Normalizer};
+
+    /// Runs over `known = {a, ▁}` with the tokens `k`, `kw` and `wk` of another side.
+    fn replaced(text: &str) -> String {
+        let runs = UnknownRuns {
+            known: ['a', '▁'].into_iter().collect(),
+            tokens: ["k", "kw", "wk"].map(String::from).into_iter().collect(),
+            marker: '\u{E000}',
+        };
+        let replace = runs.normalizer().unwrap().unwrap();
+        let mut n = NormalizedString::from(text);
+        replace.normalize(&mut n).unwrap();
+        n.get().to_string()
+    }
+
+    #[test]
+    fn spm_unknown_runs_keep_only_whole_vocab_tokens() {
+        // A run that is exactly a token stays, whatever tokens it starts or ends with.
+        assert_eq!(replaced("k"), "k");
+        assert_eq!(replaced("akwa kw"), "akwa kw");
+        assert_eq!(replaced("wk a"), "wk a");
+        // Any other run becomes one marker, even when made of tokens.
+        assert_eq!(replaced("kk"), "\u{E000}");
+        assert_eq!(replaced("akwka"), "a\u{E000}a");
+        assert_eq!(replaced("kwk wkw"), "\u{E000} \u{E000}");
+        assert_eq!(replaced("aПриветa k 😀"), "a\u{E000}a k \u{E000}");
+        assert_eq!(replaced("\u{E000}"), "\u{E000}");
+    }
 }

@@ -8,7 +8,9 @@
 
 use rinseq_sdk::Tensor;
 
-use super::model::{FeatureAttributionSequenceOutput, FeatureAttributionStepOutput, ScoreMap};
+use super::model::{
+    FeatureAttributionSequenceOutput, FeatureAttributionStepOutput, ScoreMap, TokenWithId,
+};
 
 /// Rows `..rows` of column `j` of a `(len, steps, extra...)` matrix: `(rows, extra...)` values.
 fn column(t: &Tensor, j: usize, rows: usize) -> Vec<f32> {
@@ -59,13 +61,26 @@ fn side<'s>(
     batch(rows, &extra_shape)
 }
 
+/// [`step_outputs_with_prefixes`] with each sequence's own target tokens as prefixes.
+pub fn step_outputs(
+    seqs: &[FeatureAttributionSequenceOutput],
+    positions: &[Vec<usize>],
+) -> Vec<FeatureAttributionStepOutput> {
+    let prefixes: Vec<Vec<TokenWithId>> = seqs.iter().map(|s| s.target.clone()).collect();
+    step_outputs_with_prefixes(seqs, positions, &prefixes)
+}
+
 /// Inseq's `step_attributions` for `seqs`, one entry per step of the longest sequence;
 /// `positions[i][j]` is the target position attributed at step `j` of sequence `i` (usually
 /// `attr_pos_start + j`; one more with Inseq's inclusive encoder-decoder end, see
 /// [`crate::attribution::Positions`]).
-pub fn step_outputs(
+///
+/// Each step's `prefix` is read from `prefixes` (the plain target tokens): in a contrastive run
+/// Inseq shows the `"contrast → target"` renames in the step's own `target` only.
+pub fn step_outputs_with_prefixes(
     seqs: &[FeatureAttributionSequenceOutput],
     positions: &[Vec<usize>],
+    prefixes: &[Vec<TokenWithId>],
 ) -> Vec<FeatureAttributionStepOutput> {
     let n = seqs.iter().map(|s| s.n_steps()).max().unwrap_or(0);
     let Some(first) = seqs.first() else {
@@ -103,7 +118,10 @@ pub fn step_outputs(
                 prefix: Some(
                     (seqs.iter().enumerate())
                         .map(|(i, s)| match pos(i) {
-                            Some(p) => s.target[..p.min(s.target.len())].to_vec(),
+                            Some(p) => {
+                                let plain = prefixes.get(i).unwrap_or(&s.target);
+                                plain[..p.min(plain.len())].to_vec()
+                            }
                             None => Vec::new(),
                         })
                         .collect(),
@@ -123,7 +141,7 @@ pub fn step_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::model::{SequenceClass, TokenWithId};
+    use crate::output::model::SequenceClass;
 
     fn seq(target_len: usize, start: usize, steps: usize) -> FeatureAttributionSequenceOutput {
         let tokens = (0..target_len)
@@ -147,6 +165,22 @@ mod tests {
             Tensor::new(vec![steps], (0..steps).map(|j| j as f32 / 10.0).collect()).unwrap(),
         );
         s
+    }
+
+    #[test]
+    fn contrastive_renames_show_in_the_step_target_not_in_later_prefixes() {
+        let mut s = seq(5, 2, 3);
+        let plain = s.target.clone();
+        s.target[2] = TokenWithId::new("c2 → t2", -1);
+        s.target[3] = TokenWithId::new("c3 → t3", -1);
+        let steps =
+            step_outputs_with_prefixes(&[s], &[vec![2, 3, 4]], std::slice::from_ref(&plain));
+        let target = |j: usize| steps[j].target.as_ref().unwrap()[0][0].clone();
+        let prefix = |j: usize| steps[j].prefix.as_ref().unwrap()[0].clone();
+        assert_eq!(target(0), TokenWithId::new("c2 → t2", -1));
+        assert_eq!(target(1), TokenWithId::new("c3 → t3", -1));
+        assert_eq!(prefix(1), plain[..3].to_vec());
+        assert_eq!(prefix(2), plain[..4].to_vec());
     }
 
     #[test]
