@@ -3,15 +3,25 @@
 
 mod plugin_support;
 
+use std::path::Path;
 use std::process::Command;
 
 use plugin_support::build::{root, third_party_plugin, workspace_plugin};
 
 fn rinseq(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rinseq"))
+    rinseq_in(&root(), args, None)
+}
+
+/// `rinseq ARGS` run in `dir`, with `RINSEQ_PLUGIN_PATH` set to `plugin_path` or unset.
+fn rinseq_in(dir: &Path, args: &[&str], plugin_path: Option<&Path>) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rinseq"));
+    cmd.env_remove("RINSEQ_PLUGIN_PATH");
+    if let Some(p) = plugin_path {
+        cmd.env("RINSEQ_PLUGIN_PATH", p);
+    }
+    let out = cmd
         .args(args)
-        .current_dir(root())
-        .env_remove("RINSEQ_PLUGIN_PATH")
+        .current_dir(dir)
         .env_remove("RINSEQ_REGISTRY")
         .output()
         .unwrap();
@@ -152,4 +162,93 @@ fn bad_inputs_give_one_line_and_a_non_zero_exit() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// The `plugins list` columns (separated by two spaces or more) of plugin `name`.
+fn row(out: &str, name: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .find(|cols| cols.get(1).is_some_and(|n| n == name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
+}
+
+#[test]
+fn plugins_list_shows_where_each_plugin_came_from() {
+    workspace_plugin("rinseq_step_functions");
+    let third = third_party_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("mine.toml");
+    std::fs::write(
+        &user,
+        format!(
+            "[[library]]\nname = \"mine\"\npath = \"{}\"\n",
+            third.display()
+        ),
+    )
+    .unwrap();
+    // A user registry adds to the built-in registry; the same library again via --plugin
+    // loads once.
+    let (code, out, err) = rinseq(&[
+        "--registry",
+        user.to_str().unwrap(),
+        "--plugin",
+        third.to_str().unwrap(),
+        "plugins",
+        "list",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "", "adding libraries is not shadowing");
+    assert!(out.lines().next().unwrap().contains(" SOURCE "), "{out}");
+    assert_eq!(
+        row(&out, "probability")[3..5],
+        ["step-functions", "built-in registry"]
+    );
+    assert_eq!(
+        row(&out, "token_gradient_norm")[3..5],
+        [
+            "mine".to_string(),
+            format!("user registry {}", user.display())
+        ]
+    );
+    // RINSEQ_PLUGIN_PATH and --plugin.
+    let (code, out, err) = rinseq_in(
+        &root(),
+        &["--plugin", third.to_str().unwrap(), "plugins", "list"],
+        Some(&workspace_plugin("rinseq_test_faulty")),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        row(&out, "panicking_step")[4],
+        "RINSEQ_PLUGIN_PATH",
+        "{out}"
+    );
+    assert_eq!(row(&out, "log_odds")[4], "--plugin", "{out}");
+    let (_, info, _) = rinseq(&["plugins", "info", "probability"]);
+    assert!(info.contains("  source: built-in registry\n"), "{info}");
+}
+
+#[test]
+fn a_local_registry_that_disables_a_builtin_is_noted() {
+    workspace_plugin("rinseq_step_functions");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        "[[library]]\nname = \"aggregators\"\nenabled = false\n",
+    )
+    .unwrap();
+    let (code, out, err) = rinseq_in(dir.path(), &["plugins", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err,
+        "note: user registry registry.toml disables built-in library 'aggregators'\n"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("aggregator")), "{out}");
+    assert_eq!(row(&out, "probability")[4], "built-in registry", "{out}");
+    assert_eq!(row(&out, "saliency")[4], "built-in registry", "{out}");
 }

@@ -5,7 +5,9 @@ mod plugin_support;
 use std::path::{Path, PathBuf};
 
 use plugin_support::build::{root, workspace_plugin};
-use rinseq::plugins::{load_library, PluginKind, PluginLoadError, PluginRegistry, PluginSources};
+use rinseq::plugins::{
+    load_library, LibrarySource, PluginKind, PluginLoadError, PluginRegistry, PluginSources,
+};
 use serde_json::json;
 
 fn registry_with(dir: &Path, text: &str) -> PathBuf {
@@ -224,4 +226,182 @@ fn params_that_do_not_fit_the_schema() {
         .to_string();
     assert!(e.contains("mutually exclusive"), "{e}");
     assert!(reg.attribution("saliency", &json!({"abs": false})).is_ok());
+}
+
+/// The built-in layer in `builtin/registry.toml` and a user registry in `user/registry.toml`.
+fn layered(dir: &Path, user: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir.join("builtin")).unwrap();
+    std::fs::create_dir_all(dir.join("user")).unwrap();
+    (
+        core_registry(&dir.join("builtin")),
+        registry_with(&dir.join("user"), user),
+    )
+}
+
+fn load_layers(builtin: &Path, user: &Path) -> Result<PluginRegistry, PluginLoadError> {
+    PluginRegistry::load(&PluginSources {
+        builtin: Some(builtin.to_path_buf()),
+        registry: Some(user.to_path_buf()),
+        ..Default::default()
+    })
+}
+
+fn source_of(reg: &PluginRegistry, kind: PluginKind, name: &str) -> LibrarySource {
+    let p = reg.find(kind, name).unwrap();
+    reg.library_source(p.library).unwrap().clone()
+}
+
+fn copy_of(lib: &Path, dir: &Path, stem: &str) -> PathBuf {
+    let copy = dir.join(format!(
+        "{}{stem}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::copy(lib, &copy).unwrap();
+    copy
+}
+
+#[test]
+fn a_user_registry_adds_to_the_builtins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = lib_entry("mine", &workspace_plugin("rinseq_test_faulty"));
+    let (builtin, user) = layered(dir.path(), &mine);
+    let reg = load_layers(&builtin, &user).unwrap();
+    assert_eq!(
+        source_of(&reg, PluginKind::StepFunction, "probability"),
+        LibrarySource::Builtin(builtin.clone())
+    );
+    assert_eq!(
+        source_of(&reg, PluginKind::Attribution, "panicking_method"),
+        LibrarySource::UserRegistry(user.clone())
+    );
+    assert!(reg.find(PluginKind::Aggregator, "mean").is_ok());
+    assert_eq!(reg.libraries.len(), 4);
+    assert_eq!(reg.shadow_note(), None, "adding is not shadowing");
+}
+
+#[test]
+fn the_same_library_reached_twice_loads_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = workspace_plugin("rinseq_step_functions");
+    let user = format!(
+        "{}[library.defaults.probability]\nlogprob = true\n",
+        lib_entry("again", &steps)
+    );
+    let (builtin, user) = layered(dir.path(), &user);
+    let reg = PluginRegistry::load(&PluginSources {
+        builtin: Some(builtin.clone()),
+        registry: Some(user),
+        search_path: vec![workspace_plugin("rinseq_aggregators")],
+        extra: vec![steps],
+    })
+    .unwrap();
+    assert_eq!(reg.libraries.len(), 3);
+    let p = reg.find(PluginKind::StepFunction, "probability").unwrap();
+    assert_eq!(reg.libraries[p.library].name, "step-functions");
+    assert_eq!(
+        reg.library_source(p.library),
+        Some(&LibrarySource::Builtin(builtin))
+    );
+    // The user entry's defaults still apply to the library loaded once.
+    assert_eq!(p.defaults, json!({"logprob": true}));
+}
+
+#[test]
+fn a_user_registry_disables_redefines_and_overrides_builtins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("user")).unwrap();
+    let copy = copy_of(
+        &workspace_plugin("rinseq_step_functions"),
+        &dir.path().join("user"),
+        "my_steps",
+    );
+    let user = format!(
+        "[[library]]\nname = \"aggregators\"\nenabled = false\n\n\
+         [[library]]\nname = \"step-functions\"\npath = \"{}\"\n\n\
+         [[library]]\nname = \"gradient-methods\"\n[library.defaults.saliency]\nabs = false\n",
+        copy.file_name().unwrap().to_str().unwrap()
+    );
+    let (builtin, user) = layered(dir.path(), &user);
+    let reg = load_layers(&builtin, &user).unwrap();
+    let e = reg
+        .aggregator("mean", &json!({}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("no aggregator plugin named 'mean'"), "{e}");
+    // Redefined: the user's file (relative to the user registry) in place of the built-in one.
+    let p = reg.find(PluginKind::StepFunction, "probability").unwrap();
+    assert_eq!(
+        reg.libraries[p.library].path,
+        std::fs::canonicalize(&copy).unwrap()
+    );
+    assert_eq!(
+        reg.library_source(p.library),
+        Some(&LibrarySource::UserRegistry(user.clone()))
+    );
+    // Defaults only: still the built-in library.
+    let p = reg.find(PluginKind::Attribution, "saliency").unwrap();
+    assert_eq!(p.defaults, json!({"abs": false}));
+    assert_eq!(
+        reg.library_source(p.library),
+        Some(&LibrarySource::Builtin(builtin))
+    );
+    assert_eq!(
+        reg.shadow_note(),
+        Some(
+            format!(
+                "note: user registry {} disables built-in library 'aggregators' and redefines built-in library 'step-functions'",
+                user.display()
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn a_user_entry_without_path_must_name_a_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (builtin, user) = layered(dir.path(), "[[library]]\nname = \"nope\"\n");
+    let e = load_layers(&builtin, &user).err().unwrap().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "plugin registry {}: library 'nope' has no `path` (add one; only an entry changing the built-in library of that name may leave it out)",
+            user.display()
+        )
+    );
+}
+
+#[test]
+fn a_user_registry_that_is_the_builtin_one_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = core_registry(dir.path());
+    let reg = load_layers(&builtin, &builtin).unwrap();
+    assert_eq!(reg.libraries.len(), 3);
+    assert_eq!(reg.shadow_note(), None);
+}
+
+#[test]
+fn a_different_library_with_a_builtin_plugin_name_names_both_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = core_registry(dir.path());
+    let copy = copy_of(
+        &workspace_plugin("rinseq_step_functions"),
+        dir.path(),
+        "copy",
+    );
+    let e = PluginRegistry::load(&PluginSources {
+        builtin: Some(builtin),
+        extra: vec![copy],
+        ..Default::default()
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    let needle = format!(
+        "plugin 'logit' is provided by both 'step-functions' and '{}copy' (from the built-in registry and --plugin): disable one of them",
+        std::env::consts::DLL_PREFIX
+    );
+    assert!(e.contains(&needle), "{e}");
 }

@@ -25,8 +25,10 @@ use crate::plugins::PluginSources;
 #[derive(Debug, Parser)]
 #[command(name = "rinseq", version = version_line(), about, propagate_version = true)]
 pub struct Cli {
-    /// The plugin registry to read (default: $RINSEQ_REGISTRY, else ./registry.toml, else the
-    /// registry of the rinseq source tree this binary was built from).
+    /// A user plugin registry, layered over the built-in one (the registry.toml of the rinseq
+    /// source tree this binary was built from): it adds libraries, and an entry named like a
+    /// built-in library disables (`enabled = false`) or changes it (default: $RINSEQ_REGISTRY,
+    /// else ./registry.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub registry: Option<PathBuf>,
     /// Load this plugin library too (repeatable).
@@ -76,9 +78,11 @@ fn version_line() -> &'static str {
 }
 
 impl Cli {
-    /// Where plugins come from: flags, then environment, then defaults.
+    /// Where plugins come from, in layers: the built-in registry, the user registry, then
+    /// `RINSEQ_PLUGIN_PATH`, then `--plugin`.
     pub fn plugin_sources(&self) -> PluginSources {
         PluginSources {
+            builtin: builtin_registry(),
             registry: self.registry.clone().or_else(default_registry),
             search_path: std::env::var_os("RINSEQ_PLUGIN_PATH")
                 .map(|v| std::env::split_paths(&v).collect())
@@ -88,15 +92,18 @@ impl Cli {
     }
 }
 
-/// `$RINSEQ_REGISTRY`, else `./registry.toml`, else the source tree's registry, else none.
+/// The user registry when `--registry` is not given: `$RINSEQ_REGISTRY`, else
+/// `./registry.toml`, else none.
 fn default_registry() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RINSEQ_REGISTRY") {
         return Some(PathBuf::from(p));
     }
     let local = PathBuf::from("registry.toml");
-    if local.is_file() {
-        return Some(local);
-    }
+    local.is_file().then_some(local)
+}
+
+/// The registry of the rinseq source tree this binary was built from, if it is still there.
+pub fn builtin_registry() -> Option<PathBuf> {
     let built = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../registry.toml"));
     built.is_file().then_some(built)
 }

@@ -8,7 +8,9 @@ use crate::plugins::{PluginRegistry, PluginSources, RegisteredPlugin};
 /// Plugin subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// One line per plugin: kind, name, version, library, description.
+    /// One line per plugin: kind, name, version, library, source (built-in registry, user
+    /// registry PATH, RINSEQ_PLUGIN_PATH or --plugin), description. A user registry that
+    /// disables or redefines built-in libraries is noted in one line on stderr.
     List,
     /// Parameters, defaults and capability flags of a plugin.
     Info {
@@ -24,7 +26,13 @@ pub fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let reg = PluginRegistry::load(sources)?;
     match cmd {
-        PluginsCommand::List => print!("{}", list(&reg)),
+        PluginsCommand::List => {
+            // On stderr, so that the table on stdout stays one row per plugin.
+            if let Some(note) = reg.shadow_note() {
+                eprintln!("{note}");
+            }
+            print!("{}", list(&reg));
+        }
         PluginsCommand::Info { name } => print!("{}", info(&reg, name)?),
     }
     Ok(())
@@ -32,7 +40,7 @@ pub fn run(
 
 /// The `plugins list` table.
 pub fn list(reg: &PluginRegistry) -> String {
-    let mut rows: Vec<[String; 5]> = reg
+    let mut rows: Vec<[String; 6]> = reg
         .plugins()
         .iter()
         .map(|p| {
@@ -41,13 +49,22 @@ pub fn list(reg: &PluginRegistry) -> String {
                 p.descriptor.name.to_string(),
                 p.descriptor.version.to_string(),
                 reg.libraries[p.library].name.clone(),
+                source(reg, p.library),
                 p.descriptor.description.to_string(),
             ]
         })
         .collect();
     rows.sort();
-    let header = ["KIND", "NAME", "VERSION", "LIBRARY", "DESCRIPTION"].map(String::from);
-    let mut widths = [0usize; 4];
+    let header = [
+        "KIND",
+        "NAME",
+        "VERSION",
+        "LIBRARY",
+        "SOURCE",
+        "DESCRIPTION",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 5];
     for r in std::iter::once(&header).chain(rows.iter()) {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
@@ -58,13 +75,19 @@ pub fn list(reg: &PluginRegistry) -> String {
         for (w, c) in widths.iter().zip(r.iter()) {
             out.push_str(&format!("{c:<w$}  "));
         }
-        out.push_str(&r[4]);
+        out.push_str(&r[5]);
         out.push('\n');
     }
     if rows.is_empty() {
         out.push_str("(no plugins loaded: check registry.toml or pass --plugin PATH)\n");
     }
     out
+}
+
+/// Where the library at `index` came from, for listings.
+fn source(reg: &PluginRegistry, index: usize) -> String {
+    reg.library_source(index)
+        .map_or_else(|| "-".to_string(), ToString::to_string)
 }
 
 /// The `plugins info NAME` text (every kind that has a plugin with that name).
@@ -92,7 +115,7 @@ fn describe(reg: &PluginRegistry, p: &RegisteredPlugin) -> String {
     let caps = &d.capabilities;
     let flags = caps.flags.names();
     let mut s = format!(
-        "{} ({} {})\n  {}\n  library: {} ({}) — {} {}, rinseq-sdk {}, {}\n",
+        "{} ({} {})\n  {}\n  library: {} ({}) — {} {}, rinseq-sdk {}, {}\n  source: {}\n",
         d.name,
         p.kind,
         d.version,
@@ -102,7 +125,8 @@ fn describe(reg: &PluginRegistry, p: &RegisteredPlugin) -> String {
         lib.crate_name,
         lib.crate_version,
         lib.sdk_version,
-        lib.rustc_version
+        lib.rustc_version,
+        source(reg, p.library)
     );
     s.push_str(&format!(
         "  flags: {}\n",

@@ -126,7 +126,14 @@ pub fn load_model_on(
         ModelFiles::Gguf(path) => {
             let src = GgufSource::open(path)?;
             let config = src.config()?;
-            let tokenizer = TextTokenizer::from_gguf(&src.content, path)?;
+            // The weights (dequantized on the rayon pool) and the tokenizer (built from the
+            // metadata) are independent: prepare both at once.
+            let (tokenizer, prefetched) = rayon::join(
+                || TextTokenizer::from_gguf(&src.content, path),
+                || src.prefetch(device),
+            );
+            let tokenizer = tokenizer?;
+            prefetched?;
             (
                 config,
                 Weights::new(Box::new(src), dtype, device.clone()),

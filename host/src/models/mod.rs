@@ -17,6 +17,7 @@ pub mod causal;
 pub mod deeplift;
 pub mod error;
 pub mod gguf;
+mod gguf_dequant;
 pub mod gpt2;
 pub mod llama;
 pub mod load;

@@ -78,8 +78,8 @@ pub enum PluginLoadError {
         /// What went wrong.
         reason: String,
     },
-    /// Two libraries provide a plugin of the same kind and name.
-    #[error("{kind} plugin '{name}' is provided by both '{first}' and '{second}': disable one of them in the registry")]
+    /// Two different libraries provide a plugin of the same kind and name.
+    #[error("{kind} plugin '{name}' is provided by both '{first}' and '{second}' (from the {sources}): disable one of them (`enabled = false` in a user registry) or drop it from RINSEQ_PLUGIN_PATH/--plugin")]
     Duplicate {
         /// The plugin kind.
         kind: String,
@@ -89,6 +89,17 @@ pub enum PluginLoadError {
         first: String,
         /// The other library.
         second: String,
+        /// Where both came from, e.g. "built-in registry and --plugin" (boxed, so that this
+        /// variant stays smaller than `Incompatible` and the error small enough to return).
+        sources: Box<str>,
+    },
+    /// A registry entry without `path` that does not change a built-in library.
+    #[error("plugin registry {registry}: library '{library}' has no `path` (add one; only an entry changing the built-in library of that name may leave it out)")]
+    NoLibraryPath {
+        /// The registry file.
+        registry: PathBuf,
+        /// The entry's name.
+        library: String,
     },
     /// No plugin of that kind and name is registered.
     #[error("no {kind} plugin named '{name}'{suggestion} (see `rinseq plugins list`)")]

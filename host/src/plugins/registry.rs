@@ -1,5 +1,6 @@
 //! The plugin registry: every plugin of every loaded library, by kind and name.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 use super::error::PluginLoadError;
 use super::instance::Instance;
 use super::library::{load_library, LoadedLibrary};
-use super::registry_file::{resolve_library_path, RegistryFile};
+use super::registry_file::{resolve_library_path, LibraryEntry, RegistryFile};
 
 /// The three plugin kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,15 +48,53 @@ impl fmt::Display for PluginKind {
     }
 }
 
-/// Where plugin libraries come from.
+/// Where plugin libraries come from. The layers load in field order, each adding to the ones
+/// before: `builtin`, `registry`, `search_path`, `extra`.
+///
+/// - A `registry` entry named like a `builtin` entry changes that library rather than adding
+///   one (`enabled = false` disables it, `path` replaces its file, `defaults` merge over its
+///   defaults); every other entry adds a library.
+/// - A library file reached again (same canonical path) is loaded once, under the layer that
+///   reached it first; a registry entry's defaults still merge over its plugins' defaults.
+/// - Two different files providing a plugin of the same kind and name are an error naming
+///   both: replace a built-in plugin by redefining or disabling its library in `registry`.
+///
+/// [`Default`] has no layers at all: library users and tests choose exactly what loads; the
+/// CLI sets `builtin` to the registry of the source tree it was built from.
 #[derive(Debug, Clone, Default)]
 pub struct PluginSources {
-    /// A `registry.toml` to read, if any.
+    /// The built-in `registry.toml`, loaded first.
+    pub builtin: Option<PathBuf>,
+    /// A user `registry.toml` layered over the built-in one (skipped when it is that file).
     pub registry: Option<PathBuf>,
-    /// Extra library files or folders (from `RINSEQ_PLUGIN_PATH`), loaded after the registry.
+    /// Extra library files or folders (from `RINSEQ_PLUGIN_PATH`), loaded after the registries.
     pub search_path: Vec<PathBuf>,
     /// Extra library files (from `--plugin PATH`), loaded last.
     pub extra: Vec<PathBuf>,
+}
+
+/// The layer a library came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibrarySource {
+    /// The built-in registry file.
+    Builtin(PathBuf),
+    /// A user registry file (`--registry`, `$RINSEQ_REGISTRY` or `./registry.toml`).
+    UserRegistry(PathBuf),
+    /// `RINSEQ_PLUGIN_PATH`.
+    PluginPath,
+    /// `--plugin PATH`.
+    PluginFlag,
+}
+
+impl fmt::Display for LibrarySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Builtin(_) => f.write_str("built-in registry"),
+            Self::UserRegistry(p) => write!(f, "user registry {}", p.display()),
+            Self::PluginPath => f.write_str("RINSEQ_PLUGIN_PATH"),
+            Self::PluginFlag => f.write_str("--plugin"),
+        }
+    }
 }
 
 /// One plugin, ready to instantiate.
@@ -76,40 +115,78 @@ pub struct RegisteredPlugin {
 pub struct PluginRegistry {
     /// The loaded libraries, in load order.
     pub libraries: Vec<LoadedLibrary>,
+    /// Where each library came from, parallel to `libraries`.
+    sources: Vec<LibrarySource>,
     plugins: Vec<RegisteredPlugin>,
+    shadow_note: Option<String>,
+}
+
+/// A registry entry after layering: the library to load, if enabled.
+struct Planned {
+    name: String,
+    path: Option<PathBuf>,
+    enabled: bool,
+    defaults: BTreeMap<String, Value>,
+    source: LibrarySource,
 }
 
 impl PluginRegistry {
-    /// Loads every enabled library from `sources`; the first failure is returned.
+    /// Loads every enabled library of every layer of `sources`; the first failure is returned.
     pub fn load(sources: &PluginSources) -> Result<Self, PluginLoadError> {
         let mut reg = Self::default();
-        if let Some(path) = &sources.registry {
-            let file = RegistryFile::read(path)?;
-            let dir = std::fs::canonicalize(path)
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .unwrap_or_else(|| PathBuf::from("."));
-            let dir = dir.as_path();
-            for entry in file.libraries.iter().filter(|e| e.enabled) {
-                let lib_path = resolve_library_path(&entry.path, dir);
-                let lib = load_library(&entry.name, &lib_path)?;
-                let defaults = entry.defaults.clone();
-                reg.add(lib, |name| defaults.get(name).cloned())?;
-            }
+        let (planned, note) = layer_registries(sources)?;
+        reg.shadow_note = note;
+        for entry in planned.into_iter().filter(|e| e.enabled) {
+            let Some(path) = entry.path else {
+                // Checked in layer_registries: an enabled entry always has a path.
+                continue;
+            };
+            let defaults = entry.defaults;
+            reg.add_once(&entry.name, &path, entry.source, |name| {
+                defaults.get(name).cloned()
+            })?;
         }
         for path in library_files(&sources.search_path) {
-            reg.add(load_library(&file_label(&path), &path)?, |_| None)?;
+            reg.add_once(&file_label(&path), &path, LibrarySource::PluginPath, |_| {
+                None
+            })?;
         }
         for path in &sources.extra {
-            reg.add(load_library(&file_label(path), path)?, |_| None)?;
+            reg.add_once(&file_label(path), path, LibrarySource::PluginFlag, |_| None)?;
         }
         Ok(reg)
+    }
+
+    /// Loads the library at `path` unless a library with the same canonical path is already
+    /// loaded; then only `defaults` are merged over its plugins' defaults.
+    fn add_once(
+        &mut self,
+        name: &str,
+        path: &Path,
+        source: LibrarySource,
+        defaults: impl Fn(&str) -> Option<Value>,
+    ) -> Result<(), PluginLoadError> {
+        let loaded = std::fs::canonicalize(path)
+            .ok()
+            .and_then(|c| self.libraries.iter().position(|l| l.path == c));
+        match loaded {
+            Some(index) => {
+                for p in self.plugins.iter_mut().filter(|p| p.library == index) {
+                    if let Some(d) = defaults(p.descriptor.name.as_str()) {
+                        p.defaults = merge(&p.defaults, &d);
+                    }
+                }
+                Ok(())
+            }
+            None => self.add(load_library(name, path)?, source, defaults),
+        }
     }
 
     /// Adds a loaded library, rejecting plugin names that another library already provides.
     pub fn add(
         &mut self,
         lib: LoadedLibrary,
+        source: LibrarySource,
         defaults: impl Fn(&str) -> Option<Value>,
     ) -> Result<(), PluginLoadError> {
         let index = self.libraries.len();
@@ -120,11 +197,17 @@ impl PluginRegistry {
                 .iter()
                 .find(|p| p.kind == kind && p.descriptor.name == d.name)
             {
+                // `prev` may be of this very library (a name it exports twice), not yet pushed.
+                let (first, first_source) = match self.libraries.get(prev.library) {
+                    Some(l) => (l.name.clone(), self.sources[prev.library].to_string()),
+                    None => (lib.name.clone(), source.to_string()),
+                };
                 return Err(PluginLoadError::Duplicate {
                     kind: kind.to_string(),
                     name: d.name.to_string(),
-                    first: self.libraries[prev.library].name.clone(),
+                    first,
                     second: lib.name.clone(),
+                    sources: format!("{first_source} and {source}").into(),
                 });
             }
             self.plugins.push(RegisteredPlugin {
@@ -135,7 +218,19 @@ impl PluginRegistry {
             });
         }
         self.libraries.push(lib);
+        self.sources.push(source);
         Ok(())
+    }
+
+    /// Where the library at `index` of [`Self::libraries`] came from.
+    pub fn library_source(&self, index: usize) -> Option<&LibrarySource> {
+        self.sources.get(index)
+    }
+
+    /// One line saying which built-in libraries the user registry disables or redefines
+    /// (`None` when it changes none, or there is no user registry).
+    pub fn shadow_note(&self) -> Option<&str> {
+        self.shadow_note.as_deref()
     }
 
     /// Every plugin, in load order.
@@ -309,6 +404,135 @@ pub fn suggest<'a>(name: &str, available: impl Iterator<Item = &'a str>) -> Stri
     }
 }
 
+/// Reads the built-in and the user registry and layers the second over the first; also
+/// returns the note on built-in libraries the user registry disables or redefines.
+fn layer_registries(
+    sources: &PluginSources,
+) -> Result<(Vec<Planned>, Option<String>), PluginLoadError> {
+    let mut planned: Vec<Planned> = Vec::new();
+    if let Some(path) = &sources.builtin {
+        let (file, dir) = read_registry(path)?;
+        for e in file.libraries {
+            let source = LibrarySource::Builtin(path.clone());
+            planned.push(new_entry(e, path, &dir, source)?);
+        }
+    }
+    let Some(user) = &sources.registry else {
+        return Ok((planned, None));
+    };
+    // `rinseq` run from its own source tree finds the built-in registry as ./registry.toml.
+    let same_file = sources.builtin.as_ref().is_some_and(|b| {
+        matches!(
+            (std::fs::canonicalize(b), std::fs::canonicalize(user)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    });
+    if same_file {
+        return Ok((planned, None));
+    }
+    let (file, dir) = read_registry(user)?;
+    let (mut disabled, mut redefined) = (Vec::new(), Vec::new());
+    for e in file.libraries {
+        let base = planned
+            .iter_mut()
+            .find(|p| matches!(p.source, LibrarySource::Builtin(_)) && p.name == e.name);
+        let Some(base) = base else {
+            planned.push(new_entry(
+                e,
+                user,
+                &dir,
+                LibrarySource::UserRegistry(user.clone()),
+            )?);
+            continue;
+        };
+        if let Some(enabled) = e.enabled {
+            if base.enabled && !enabled {
+                disabled.push(format!("'{}'", e.name));
+            }
+            base.enabled = enabled;
+        }
+        if let Some(template) = &e.path {
+            let path = resolve_library_path(template, &dir);
+            if base.path.as_deref().map(canonical) != Some(canonical(&path)) {
+                redefined.push(format!("'{}'", e.name));
+                base.source = LibrarySource::UserRegistry(user.clone());
+            }
+            base.path = Some(path);
+        }
+        for (plugin, d) in e.defaults {
+            let merged = merge(base.defaults.get(&plugin).unwrap_or(&Value::Null), &d);
+            base.defaults.insert(plugin, merged);
+        }
+        if base.enabled && base.path.is_none() {
+            return Err(PluginLoadError::NoLibraryPath {
+                registry: user.clone(),
+                library: e.name,
+            });
+        }
+    }
+    let mut parts = Vec::new();
+    if !disabled.is_empty() {
+        parts.push(format!("disables built-in {}", libraries(&disabled)));
+    }
+    if !redefined.is_empty() {
+        parts.push(format!("redefines built-in {}", libraries(&redefined)));
+    }
+    let note = (!parts.is_empty()).then(|| {
+        format!(
+            "note: user registry {} {}",
+            user.display(),
+            parts.join(" and ")
+        )
+    });
+    Ok((planned, note))
+}
+
+/// `library 'a'` or `libraries 'a', 'b'`.
+fn libraries(names: &[String]) -> String {
+    match names {
+        [one] => format!("library {one}"),
+        _ => format!("libraries {}", names.join(", ")),
+    }
+}
+
+/// A registry file and the folder its relative paths resolve against.
+fn read_registry(path: &Path) -> Result<(RegistryFile, PathBuf), PluginLoadError> {
+    let file = RegistryFile::read(path)?;
+    let dir = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((file, dir))
+}
+
+/// An entry that adds a library; enabled ones need a path.
+fn new_entry(
+    e: LibraryEntry,
+    registry: &Path,
+    dir: &Path,
+    source: LibrarySource,
+) -> Result<Planned, PluginLoadError> {
+    let enabled = e.is_enabled();
+    if enabled && e.path.is_none() {
+        return Err(PluginLoadError::NoLibraryPath {
+            registry: registry.to_path_buf(),
+            library: e.name,
+        });
+    }
+    Ok(Planned {
+        path: e.path.as_deref().map(|t| resolve_library_path(t, dir)),
+        name: e.name,
+        enabled,
+        defaults: e.defaults,
+        source,
+    })
+}
+
+/// The canonical form of a path when it exists, else the path itself.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Library files named by search-path entries (files, or every library file in a folder).
 fn library_files(entries: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -339,4 +563,87 @@ fn file_label(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const BUILTIN: &str = "[[library]]\nname = \"a\"\npath = \"liba.so\"\n\
+        [library.defaults.p]\nx = 1\ny = 2\n\n[[library]]\nname = \"b\"\npath = \"libb.so\"\n";
+
+    #[test]
+    fn user_entries_change_builtins_by_name_and_add_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let builtin = write(dir.path(), "builtin.toml", BUILTIN);
+        let user = write(
+            dir.path(),
+            "user.toml",
+            "[[library]]\nname = \"a\"\n[library.defaults.p]\ny = 3\n\n\
+             [[library]]\nname = \"b\"\nenabled = false\n\n\
+             [[library]]\nname = \"c\"\npath = \"libc.so\"\n",
+        );
+        let sources = PluginSources {
+            builtin: Some(builtin.clone()),
+            registry: Some(user.clone()),
+            ..Default::default()
+        };
+        let (planned, note) = layer_registries(&sources).unwrap();
+        let names: Vec<(&str, bool)> = planned
+            .iter()
+            .map(|p| (p.name.as_str(), p.enabled))
+            .collect();
+        assert_eq!(names, [("a", true), ("b", false), ("c", true)]);
+        assert_eq!(
+            planned[0].defaults["p"],
+            serde_json::json!({"x": 1, "y": 3})
+        );
+        assert_eq!(planned[0].source, LibrarySource::Builtin(builtin));
+        assert_eq!(planned[2].source, LibrarySource::UserRegistry(user.clone()));
+        assert_eq!(
+            note.unwrap(),
+            format!(
+                "note: user registry {} disables built-in library 'b'",
+                user.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_redefined_path_is_noted_and_resolved_against_the_user_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let builtin = write(dir.path(), "builtin.toml", BUILTIN);
+        write(dir.path(), "libb.so", "");
+        std::fs::create_dir(dir.path().join("u")).unwrap();
+        let user = write(
+            &dir.path().join("u"),
+            "user.toml",
+            "[[library]]\nname = \"a\"\npath = \"mine.so\"\n\n\
+             [[library]]\nname = \"b\"\npath = \"../libb.so\"\n",
+        );
+        let sources = PluginSources {
+            builtin: Some(builtin),
+            registry: Some(user.clone()),
+            ..Default::default()
+        };
+        let (planned, note) = layer_registries(&sources).unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(planned[0].path, Some(dir.join("u").join("mine.so")));
+        assert_eq!(planned[0].source, LibrarySource::UserRegistry(user.clone()));
+        // The same file under another spelling is not a redefinition.
+        assert!(matches!(planned[1].source, LibrarySource::Builtin(_)));
+        assert_eq!(
+            note.unwrap(),
+            format!(
+                "note: user registry {} redefines built-in library 'a'",
+                user.display()
+            )
+        );
+    }
 }

@@ -11,6 +11,11 @@
 //! [library.defaults.probability]   # default parameters of one plugin of this library
 //! logprob = false
 //! ```
+//!
+//! In a user registry layered over the built-in one (see [`super::registry::PluginSources`]),
+//! an entry whose `name` is a built-in library's changes that library instead of adding one:
+//! `enabled = false` disables it, `path` replaces its file, and `defaults` are merged over its
+//! defaults key by key; `path` may then be left out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,18 +39,24 @@ pub struct RegistryFile {
 pub struct LibraryEntry {
     /// A short name for messages and listings.
     pub name: String,
-    /// Path of the shared library (templated, see the module docs).
-    pub path: String,
-    /// Whether to load it (default true).
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    /// Path of the shared library (templated, see the module docs); required unless the entry
+    /// changes a built-in library of the same name.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Whether to load it (default true; left out in an entry that changes a built-in library,
+    /// the built-in's setting is kept).
+    #[serde(default)]
+    pub enabled: Option<bool>,
     /// Default parameters per plugin name, merged under the user's parameters.
     #[serde(default)]
     pub defaults: BTreeMap<String, serde_json::Value>,
 }
 
-fn yes() -> bool {
-    true
+impl LibraryEntry {
+    /// Whether the entry is enabled, `enabled` defaulting to true.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
 }
 
 impl RegistryFile {
