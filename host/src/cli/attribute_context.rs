@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::aggregation_args::AggregationArgs;
 use super::attribute::{parse_object, route};
-use super::generate::DtypeArg;
+use super::attributor::model_dtype;
 use super::load::load_with_defaults;
 use super::paths::check_writable;
 use crate::aggregation::AggregationSpec;
@@ -226,23 +226,6 @@ pub fn plugins(
     })
 }
 
-/// The model's precision from `--model-kwargs` (only `dtype` is supported, as `attribute`).
-fn dtype(model_kwargs: &Map<String, Value>) -> Result<DtypeArg, String> {
-    if let Some(k) = model_kwargs.keys().find(|k| k.as_str() != "dtype") {
-        return Err(format!(
-            "--model-kwargs key '{k}' is not supported (supported: dtype)"
-        ));
-    }
-    match model_kwargs.get("dtype").and_then(Value::as_str) {
-        None | Some("f32") | Some("float32") => Ok(DtypeArg::F32),
-        Some("f16") | Some("float16") => Ok(DtypeArg::F16),
-        Some("bf16") | Some("bfloat16") => Ok(DtypeArg::Bf16),
-        Some(other) => Err(format!(
-            "--model-kwargs dtype '{other}' is not one of f32, f16, bf16"
-        )),
-    }
-}
-
 /// Runs `rinseq attribute-context`.
 pub fn run(
     args: &AttributeContextArgs,
@@ -262,7 +245,7 @@ pub fn run(
     }
     let reg = PluginRegistry::load(sources)?;
     let plugins = plugins(reg, &v.s, args.aggregation.spec()?)?;
-    let dtype = dtype(&v.s.model_kwargs)?;
+    let dtype = model_dtype(&v.s.model_kwargs)?;
     let (loaded, defaults) =
         load_with_defaults(&args.model, dtype.into(), &SourceConfig::from_env())?;
     let user = GenerationConfig::from_kwargs_value(Value::Object(v.s.generation_kwargs.clone()))?;

@@ -122,20 +122,25 @@ impl AttributionPlugins {
 /// The model precision of `--model-kwargs` (only `dtype` is supported).
 fn dtype(flags: &AttributionFlags) -> Result<DtypeArg, BoxError> {
     let model_kwargs = parse_object("--model-kwargs", &flags.model_kwargs)?;
-    let dtype = match model_kwargs.get("dtype").and_then(Value::as_str) {
-        None | Some("f32") | Some("float32") => DtypeArg::F32,
-        Some("f16") | Some("float16") => DtypeArg::F16,
-        Some("bf16") | Some("bfloat16") => DtypeArg::Bf16,
-        Some(other) => {
-            return Err(
-                format!("--model-kwargs dtype '{other}' is not one of f32, f16, bf16").into(),
-            )
-        }
-    };
+    Ok(model_dtype(&model_kwargs)?)
+}
+
+/// The model precision of a `--model-kwargs` object: `dtype` f32 | f16 | bf16 (default f32);
+/// any other key is an error.
+pub fn model_dtype(model_kwargs: &serde_json::Map<String, Value>) -> Result<DtypeArg, String> {
     if let Some(k) = model_kwargs.keys().find(|k| k.as_str() != "dtype") {
-        return Err(format!("--model-kwargs key '{k}' is not supported (supported: dtype)").into());
+        return Err(format!(
+            "--model-kwargs key '{k}' is not supported (supported: dtype)"
+        ));
     }
-    Ok(dtype)
+    match model_kwargs.get("dtype").and_then(Value::as_str) {
+        None | Some("f32") | Some("float32") => Ok(DtypeArg::F32),
+        Some("f16") | Some("float16") => Ok(DtypeArg::F16),
+        Some("bf16") | Some("bfloat16") => Ok(DtypeArg::Bf16),
+        Some(other) => Err(format!(
+            "--model-kwargs dtype '{other}' is not one of f32, f16, bf16"
+        )),
+    }
 }
 
 /// The result of one [`Attributor::attribute`] call.

@@ -147,8 +147,9 @@ fn download(api_repo: &ApiRepo, file: &str) -> Result<PathBuf, ApiError> {
     api_repo.download(file)
 }
 
-/// The transport-level reason when `e` means "the hub cannot be reached".
-fn transport_error(e: &ApiError) -> Option<String> {
+/// The transport-level reason when `e` means "the hub cannot be reached" (shared with the
+/// dataset hub loader).
+pub(crate) fn transport_error(e: &ApiError) -> Option<String> {
     match e {
         ApiError::RequestError(inner) => match inner.as_ref() {
             ureq::Error::Transport(t) => Some(t.to_string()),
@@ -158,14 +159,21 @@ fn transport_error(e: &ApiError) -> Option<String> {
     }
 }
 
-/// A one-line error for an HTTP status answer (`None` for other errors).
-fn status_error(e: ApiError, cfg: &SourceConfig, what: &str) -> Result<SourceError, ApiError> {
-    let status = match &e {
+/// The HTTP status of an error answer from the hub, if `e` is one.
+pub(crate) fn http_status(e: &ApiError) -> Option<u16> {
+    match e {
         ApiError::RequestError(inner) => match inner.as_ref() {
-            ureq::Error::Status(code, _) => *code,
-            ureq::Error::Transport(_) => return Err(e),
+            ureq::Error::Status(code, _) => Some(*code),
+            ureq::Error::Transport(_) => None,
         },
-        _ => return Err(e),
+        _ => None,
+    }
+}
+
+/// A one-line error for an HTTP status answer (`Err(e)` back for other errors).
+fn status_error(e: ApiError, cfg: &SourceConfig, what: &str) -> Result<SourceError, ApiError> {
+    let Some(status) = http_status(&e) else {
+        return Err(e);
     };
     let hint = match status {
         401 | 403 => "; the repo is private or gated: set HF_TOKEN to a token with access",

@@ -161,17 +161,20 @@ fn looks_like_path(s: &str) -> bool {
         || s.ends_with(".json")
 }
 
+/// One part of a hub repo id (`org` or `name`) with HF's allowed characters.
+pub(crate) fn is_repo_part(part: &str) -> bool {
+    !part.is_empty()
+        && part.len() <= 96
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !part.starts_with(['-', '.'])
+        && !part.contains("..")
+}
+
 /// `name` or `org/name` with HF's allowed characters.
 fn is_repo_id(s: &str) -> bool {
-    let ok = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 96
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !part.starts_with(['-', '.'])
-            && !part.contains("..")
-    };
+    let ok = is_repo_part;
     match s.split_once('/') {
         Some((org, name)) => ok(org) && ok(name),
         None => ok(s),

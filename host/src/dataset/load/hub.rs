@@ -10,23 +10,15 @@ use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
 use super::{splits, DatasetError, DatasetSpec, Format};
-use crate::source::SourceConfig;
+use crate::source::hub::{http_status, transport_error};
+use crate::source::{is_repo_part, SourceConfig};
 
 /// How many repo files an error message lists.
 const LISTED: usize = 20;
 
 /// Whether `name` is a hub dataset id `org/name` (HF's allowed characters).
 pub fn is_dataset_id(name: &str) -> bool {
-    let ok = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 96
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !part.starts_with(['-', '.'])
-            && !part.contains("..")
-    };
-    matches!(name.split_once('/'), Some((org, repo)) if ok(org) && ok(repo))
+    matches!(name.split_once('/'), Some((org, repo)) if is_repo_part(org) && is_repo_part(repo))
 }
 
 /// The cache folder of a dataset repo: `<cache>/datasets--org--name`.
@@ -270,25 +262,10 @@ fn glob(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
-/// The transport-level reason when `e` means "the hub cannot be reached".
-fn transport_error(e: &ApiError) -> Option<String> {
-    match e {
-        ApiError::RequestError(inner) => match inner.as_ref() {
-            ureq::Error::Transport(t) => Some(t.to_string()),
-            ureq::Error::Status(..) => None,
-        },
-        _ => None,
-    }
-}
-
 /// A one-line error for an HTTP status answer (`Err(e)` back for other errors).
 fn status_error(e: ApiError, cfg: &SourceConfig, what: &str) -> Result<DatasetError, ApiError> {
-    let status = match &e {
-        ApiError::RequestError(inner) => match inner.as_ref() {
-            ureq::Error::Status(code, _) => *code,
-            ureq::Error::Transport(_) => return Err(e),
-        },
-        _ => return Err(e),
+    let Some(status) = http_status(&e) else {
+        return Err(e);
     };
     let hint = match status {
         401 | 403 => "; the dataset is private or gated: set HF_TOKEN to a token with access",
