@@ -133,11 +133,11 @@ fn index_of(mut i: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 fn compare_tensor(what: &str, got: &Tensor, want: &Tensor, out: &mut Vec<String>) {
-    if got.shape.as_slice() != want.shape.as_slice() {
+    if &got.shape[..] != &want.shape[..] {
         out.push(format!(
             "{what}: shape {:?}, Inseq {:?}",
-            got.shape.as_slice(),
-            want.shape.as_slice()
+            &got.shape[..],
+            &want.shape[..]
         ));
         return;
     }
@@ -154,7 +154,7 @@ fn compare_tensor(what: &str, got: &Tensor, want: &Tensor, out: &mut Vec<String>
             if shown.len() < SHOW {
                 shown.push(format!(
                     "{:?}: {g} vs Inseq {w}",
-                    index_of(i, want.shape.as_slice())
+                    index_of(i, &want.shape[..])
                 ));
             }
         }
@@ -174,11 +174,11 @@ fn compare_opt(what: &str, got: &Option<Tensor>, want: &Option<Tensor>, out: &mu
         (None, None) => {}
         (Some(g), None) => out.push(format!(
             "{what}: rinseq has shape {:?}, Inseq has none",
-            g.shape.as_slice()
+            &g.shape[..]
         )),
         (None, Some(w)) => out.push(format!(
             "{what}: rinseq has none, Inseq has shape {:?}",
-            w.shape.as_slice()
+            &w.shape[..]
         )),
     }
 }

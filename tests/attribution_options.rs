@@ -258,8 +258,7 @@ fn step_outputs_slice_the_sequence_matrices() {
 
 #[test]
 fn internals_record_taps_after_interventions() {
-    use rinseq_sdk::abi_stable::std_types::{RVec, Tuple2};
-    use rinseq_sdk::{InternalsRequest, Intervention, InterventionOp};
+    use rinseq_sdk::{HostApi, InternalsRequest, Intervention, InterventionOp};
     let (gpt2, generation) = fixture_model("gpt2", &json!({}));
     let reg = registry();
     let seqs = encode_batch(&gpt2, &[PROMPT.to_string()], &forced(FORCED), &generation).unwrap();
@@ -267,12 +266,12 @@ fn internals_record_taps_after_interventions() {
     let host = test_host(&gpt2, &seqs, &target_fn.plugin);
     let tap = "transformer.h.0.mlp";
     let ask = |interventions: Vec<Intervention>| {
-        host.as_ref().internals(&InternalsRequest {
+        host.internals(InternalsRequest {
             sequence: 0,
             attentions: false,
             hidden_states: false,
-            record: RVec::from(vec![tap.into()]),
-            interventions: interventions.into(),
+            record: vec![tap.into()],
+            interventions,
         })
     };
     let clean = ask(vec![]).unwrap().recorded[0].tensor.clone();
@@ -280,7 +279,7 @@ fn internals_record_taps_after_interventions() {
         tap: tap.into(),
         op: InterventionOp::Zero {
             positions: vec![1u32].into(),
-            columns: vec![Tuple2(0u32, 4u32)].into(),
+            columns: vec![(0u32, 4u32)],
         },
     };
     let edited = ask(vec![zero]).unwrap().recorded[0].tensor.clone();
@@ -297,7 +296,7 @@ fn internals_record_taps_after_interventions() {
         tap: "transformer.h.9.mlp".into(),
         op: InterventionOp::Zero {
             positions: vec![0u32].into(),
-            columns: RVec::new(),
+            columns: Vec::new(),
         },
     };
     let err = ask(vec![bad]).unwrap_err().to_string();
@@ -306,7 +305,7 @@ fn internals_record_taps_after_interventions() {
 
 #[test]
 fn small_chunks_run_in_parallel_give_the_single_forward_results() {
-    use rinseq_sdk::{GradientRequest, GradientRule, InputPoint, PointSide, Wrt};
+    use rinseq_sdk::{GradientRequest, GradientRule, HostApi, InputPoint, PointSide, Wrt};
     let (gpt2, generation) = fixture_model("gpt2", &json!({}));
     let reg = registry();
     let seqs = encode_batch(&gpt2, &[PROMPT.to_string()], &forced(FORCED), &generation).unwrap();
@@ -316,7 +315,7 @@ fn small_chunks_run_in_parallel_give_the_single_forward_results() {
         ..test_host(&gpt2, &seqs, &target_fn.plugin)
     };
     // Five points (the actual input and scaled copies of it) at every step.
-    let actual = host(64).as_ref().inputs(0, &Wrt::InputEmbeddings).unwrap()[1].clone();
+    let actual = host(64).inputs(0, &Wrt::InputEmbeddings).unwrap().target;
     let points: Vec<InputPoint> = (1..=5)
         .map(|k| {
             let mut t = actual.clone();
@@ -332,11 +331,11 @@ fn small_chunks_run_in_parallel_give_the_single_forward_results() {
         wrt: Wrt::InputEmbeddings,
         points: points.into(),
         steps: seqs[0].steps.iter().map(|&s| s as u32).collect(),
-        rule: GradientRule::STANDARD,
+        rule: GradientRule::Standard,
     };
     // 8 tokens per forward: one or two rows per chunk, many chunks, run two at a time.
-    let small = host(8).as_ref().gradients(&request).unwrap();
-    let whole = host(100_000).as_ref().gradients(&request).unwrap();
+    let small = host(8).gradients(request.clone()).unwrap();
+    let whole = host(100_000).gradients(request).unwrap();
     // Chunks run on different prefix lengths: equal up to float summation order.
     let close = |a: &rinseq_sdk::Tensor, b: &rinseq_sdk::Tensor| {
         assert_eq!(a.shape, b.shape);

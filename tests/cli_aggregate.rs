@@ -58,7 +58,7 @@ fn aggregate_saves_a_two_dimensional_file_with_its_history() {
     let (a, r) = (&agg.sequence_attributions[0], &raw.sequence_attributions[0]);
     let t = a.target_attributions.as_ref().unwrap();
     let rt = r.target_attributions.as_ref().unwrap();
-    assert_eq!(t.shape.as_slice(), &rt.shape[..2]);
+    assert_eq!(&t.shape[..], &rt.shape[..2]);
     assert_eq!(a.target, r.target);
     // Each generated-token column is L1-normalised (sum over hidden, then normalise).
     let (rows, cols) = (t.shape[0], t.shape[1]);

@@ -65,7 +65,7 @@ fn plugins_info_shows_parameters_defaults_and_flags() {
     assert!(out.contains("abs: boolean = true"), "{out}");
     let (_, out, _) = rinseq(&["plugins", "info", "probability"]);
     assert!(out.contains("logprob: boolean = false"), "{out}");
-    assert!(out.contains("default aggregation: prod"), "{out}");
+    assert!(out.contains("span aggregation: prod"), "{out}");
 }
 
 #[test]

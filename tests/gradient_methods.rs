@@ -28,7 +28,6 @@ fn run(reg: &PluginRegistry, host: &LayerToy, method: &str, params: Value) -> Se
     let m = reg.attribution(method, &params).unwrap();
     let out = m
         .attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap();
     assert_eq!(out.sequences.len(), 1);
     out.sequences.into_iter().next().unwrap()
@@ -42,12 +41,11 @@ fn run_err(
 ) -> rinseq_sdk::PluginError {
     let m = reg.attribution(method, &params).unwrap();
     m.attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap_err()
 }
 
 fn target(s: &SequenceScores) -> Tensor {
-    s.target.clone().into_option().expect("target attributions")
+    s.target.clone().expect("target attributions")
 }
 
 fn deltas(s: &SequenceScores) -> Vec<f32> {
@@ -73,7 +71,7 @@ fn steps() -> impl Iterator<Item = (usize, usize)> {
 /// Checks every visible entry of a decoder-only target tensor against `want(i, p, k)` and that
 /// invisible ones are NaN.
 fn check_target(t: &Tensor, tol: f64, want: impl Fn(usize, usize, usize) -> f64) {
-    assert_eq!(t.shape.as_slice(), &[IDS.len(), IDS.len() - PROMPT, D]);
+    assert_eq!(&t.shape[..], &[IDS.len(), IDS.len() - PROMPT, D]);
     for (j, p) in steps() {
         for i in 0..IDS.len() {
             for k in 0..D {
@@ -95,7 +93,7 @@ fn check_target(t: &Tensor, tol: f64, want: impl Fn(usize, usize, usize) -> f64)
 /// Reference integrated gradients (f64, midpoint rule with many points) of the toy's target side
 /// from `base` to its actual embeddings: `(x − x′) ⊙ ∫ ∂f`.
 fn ig_reference(host: &LayerToy, base: &[f32], p: usize, n: usize) -> Vec<f64> {
-    let x = host.actual(Side::TARGET);
+    let x = host.actual(Side::Target);
     let mut acc = vec![0f64; x.len()];
     for s in 0..n {
         let alpha = (s as f64 + 0.5) / n as f64;
@@ -125,8 +123,8 @@ fn ig_reference(host: &LayerToy, base: &[f32], p: usize, n: usize) -> Vec<f64> {
 
 /// `W[t_p] ⊙ (tanh x − tanh x′)`: the exact attribution of every path method for the logit score.
 fn logit_closed_form(host: &LayerToy) -> impl Fn(usize, usize, usize) -> f64 + '_ {
-    let x = host.actual(Side::TARGET);
-    let b = host.baseline(Side::TARGET);
+    let x = host.actual(Side::Target);
+    let b = host.baseline(Side::Target);
     move |i, p, k| host.w_row(p)[k] * ((x[i * D + k] as f64).tanh() - (b[i * D + k] as f64).tanh())
 }
 
@@ -151,7 +149,7 @@ fn integrated_gradients_of_a_logit_is_the_closed_form() {
 fn integrated_gradients_converges_to_the_integral_and_is_complete() {
     let reg = registry();
     let host = LayerToy::decoder_only(&IDS, PROMPT, Score::Prob);
-    let base = host.baseline(Side::TARGET);
+    let base = host.baseline(Side::Target);
     let refs: Vec<Vec<f64>> = (0..IDS.len())
         .map(|p| ig_reference(&host, &base, p, 4000))
         .collect();
@@ -164,7 +162,7 @@ fn integrated_gradients_converges_to_the_integral_and_is_complete() {
     check_target(&target(&s), 2e-6, |i, p, k| refs[p][i * D + k]);
     // Completeness: Σ attributions = f(x) − f(x′), and the step score says so.
     let t = target(&s);
-    let (x, ds) = (host.actual(Side::TARGET), deltas(&s));
+    let (x, ds) = (host.actual(Side::Target), deltas(&s));
     assert_eq!(ds.len(), IDS.len() - PROMPT);
     for (j, p) in steps() {
         let sum: f64 = (0..p)
@@ -191,7 +189,7 @@ fn riemann_rules_follow_captum_definitions() {
     // With 2 points the rules are easy to write down: IG = (x − x′) ⊙ Σ_k w_k g(α_k).
     let reg = registry();
     let host = LayerToy::decoder_only(&IDS, PROMPT, Score::Prob);
-    let (x, b) = (host.actual(Side::TARGET), host.baseline(Side::TARGET));
+    let (x, b) = (host.actual(Side::Target), host.baseline(Side::Target));
     let grad_at = |alpha: f64, p: usize| -> Vec<f64> {
         let pt: Vec<f64> = x
             .iter()
@@ -286,7 +284,7 @@ fn integrated_gradients_chunks_points_and_reports_progress() {
 fn integrated_gradients_without_multiplying_returns_the_path_gradient() {
     let reg = registry();
     let host = LayerToy::decoder_only(&IDS, PROMPT, Score::Logit);
-    let (x, b) = (host.actual(Side::TARGET), host.baseline(Side::TARGET));
+    let (x, b) = (host.actual(Side::Target), host.baseline(Side::Target));
     let s = run(
         &reg,
         &host,
@@ -317,9 +315,9 @@ fn integrated_gradients_on_encoder_decoder_sides() {
         s.target.is_none(),
         "target not attributed without attribute_target"
     );
-    let so = s.source.clone().into_option().unwrap();
-    assert_eq!(so.shape.as_slice(), &[3, 3, D]);
-    let (xs, bs) = (host.actual(Side::SOURCE), host.baseline(Side::SOURCE));
+    let so = s.source.clone().unwrap();
+    assert_eq!(&so.shape[..], &[3, 3, D]);
+    let (xs, bs) = (host.actual(Side::Source), host.baseline(Side::Source));
     for (j, p) in (1..tgt.len()).enumerate() {
         for i in 0..src.len() {
             for k in 0..D {
@@ -346,7 +344,7 @@ fn integrated_gradients_on_encoder_decoder_sides() {
         json!({"return_convergence_delta": true}),
     );
     let t = target(&s);
-    assert_eq!(t.shape.as_slice(), &[4, 3, D]);
+    assert_eq!(&t.shape[..], &[4, 3, D]);
     assert!(at(&t, 1, 0, 0).is_nan() && !at(&t, 0, 0, 0).is_nan());
     for d in deltas(&s) {
         assert!(d.abs() < 1e-5, "completeness over both sides: {d}");
@@ -439,7 +437,7 @@ fn sequential_integrated_gradients_is_ig_of_one_token_at_a_time() {
     // One request per token path (the last token is seen by no step: not run).
     let seen: Vec<usize> = host.seen.lock().unwrap().iter().map(|s| s.points).collect();
     assert_eq!(seen, [30; 4]);
-    let (x, b) = (host.actual(Side::TARGET), host.baseline(Side::TARGET));
+    let (x, b) = (host.actual(Side::Target), host.baseline(Side::Target));
     for tok in 0..IDS.len() - 1 {
         // IG whose baseline differs from the input at token `tok` only.
         let mut one = LayerToy::decoder_only(&IDS, PROMPT, Score::Prob);
@@ -545,7 +543,7 @@ fn layer_integrated_gradients_at_a_tap() {
 fn layer_gradient_x_activation_at_a_tap() {
     let reg = registry();
     let host = LayerToy::decoder_only(&IDS, PROMPT, Score::Prob);
-    let x = host.actual(Side::TARGET);
+    let x = host.actual(Side::Target);
     let s = run(
         &reg,
         &host,
@@ -587,7 +585,7 @@ fn deeplift_uses_the_rescale_rule_against_the_baseline() {
     assert_eq!(seen.len(), 1);
     assert_eq!(
         (seen[0].points, seen[0].rule),
-        (2, GradientRule::DEEPLIFT_RESCALE)
+        (2, GradientRule::DeepLiftRescale)
     );
     // At the tap's output (no non-linearity above it) the multipliers are plain gradients.
     let host = LayerToy::decoder_only(&IDS, PROMPT, Score::Logit);
@@ -613,7 +611,7 @@ fn layer_methods_reject_attribute_target_on_encoder_decoder() {
         "layer_deeplift",
     ] {
         let e = run_err(&reg, &host, m, json!({"target_layer": "encoder.tanh"}));
-        assert_eq!(e.code, ErrorCode::UNSUPPORTED, "{m}");
+        assert_eq!(e.code, ErrorCode::Unsupported, "{m}");
         assert!(
             e.to_string()
                 .contains("do not support attribute_target=True"),
@@ -629,7 +627,7 @@ fn layer_methods_reject_attribute_target_on_encoder_decoder() {
         json!({"target_layer": "encoder.tanh"}),
     );
     assert!(s.target.is_none());
-    assert_eq!(s.source.into_option().unwrap().shape.as_slice(), &[2, 2, D]);
+    assert_eq!(s.source.unwrap().shape.as_slice(), &[2, 2, D]);
 }
 
 #[test]
@@ -643,7 +641,7 @@ fn unknown_layers_are_reported_with_the_taps() {
         "layer_gradient_x_activation",
         json!({"target_layer": "decoder.tahn"}),
     );
-    assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(e.code, ErrorCode::InvalidParams);
     assert!(
         e.to_string()
             .contains("unknown target_layer 'decoder.tahn'")
@@ -723,7 +721,7 @@ fn capabilities_and_defaults() {
             .unwrap_or_else(|| panic!("{name} registered"))
             .descriptor
             .capabilities;
-        (c.flags, c.output, c.default_aggregation.to_string())
+        (c.flags, c.output, c.default_aggregation.join(","))
     };
     let g = Flags::USES_GRADIENTS;
     let b = Flags::USES_BASELINES;
@@ -741,7 +739,7 @@ fn capabilities_and_defaults() {
     ] {
         assert_eq!(
             caps(name),
-            (flags, OutputKind::GRANULAR, "vnorm".to_string()),
+            (flags, Some(OutputKind::Granular), "vnorm".to_string()),
             "{name}"
         );
     }

@@ -11,13 +11,10 @@
 
 use std::sync::Mutex;
 
-use rinseq_sdk::abi_stable::sabi_trait::TD_Opaque;
-use rinseq_sdk::abi_stable::std_types::{RResult, RStr, RString, RVec};
 use rinseq_sdk::{
-    AttributionRequest, EmbedRequest, ErrorCode, GradientRequest, GradientResponse, GradientRule,
-    HostModel, HostModelRef, HostModel_TO, InputPoint, InternalsRequest, InternalsResponse,
-    ModelInfo, ModelKind, PluginError, PointSide, ScoreRequest, SequenceInput, Side, Tensor, Token,
-    Wrt,
+    AttributionRequest, ErrorCode, GradientRequest, GradientResponse, GradientRule, HostApi,
+    InputPoint, InternalsRequest, InternalsResponse, ModelInfo, ModelKind, PluginError, PointSide,
+    ScoreRequest, SequenceInput, Side, SidePair, Tensor, Token, TokenId, Wrt,
 };
 
 /// Vocabulary size.
@@ -99,9 +96,9 @@ impl LayerToy {
         let f = |i: usize, k: f32| (i as f32 * k).sin() * 0.9;
         let table = (0..V * D).map(|i| f(i + 1, 1.7)).collect();
         let w = (0..V * D).map(|i| f(i + 3, 0.61) * 1.5).collect();
-        let toks = |ids: &[u32]| -> RVec<Token> {
+        let toks = |ids: &[u32]| -> Vec<Token> {
             ids.iter()
-                .map(|&i| Token::new(format!("t{i}"), i as i64))
+                .map(|&i| Token::new(format!("t{i}"), i))
                 .collect()
         };
         let request = AttributionRequest {
@@ -129,8 +126,8 @@ impl LayerToy {
     }
 
     /// The borrowed callback object plugins receive.
-    pub fn as_ref(&self) -> HostModelRef<'_> {
-        HostModel_TO::from_ptr(self, TD_Opaque)
+    pub fn as_ref(&self) -> &dyn HostApi {
+        self
     }
 
     fn seq(&self) -> &SequenceInput {
@@ -144,17 +141,17 @@ impl LayerToy {
 
     /// Actual embeddings of a side, `(len, D)` flat.
     pub fn actual(&self, side: Side) -> Vec<f32> {
-        let toks = if side == Side::SOURCE {
+        let toks = if side == Side::Source {
             &self.seq().source
         } else {
             &self.seq().target
         };
-        self.rows(toks.iter().map(|t| t.id as u32))
+        self.rows(toks.iter().map(|t| t.id.unwrap()))
     }
 
     /// Baseline embeddings of a side.
     pub fn baseline(&self, side: Side) -> Vec<f32> {
-        if side == Side::TARGET {
+        if side == Side::Target {
             if let Some(b) = &self.target_baseline {
                 return b.clone();
             }
@@ -168,11 +165,11 @@ impl LayerToy {
             Wrt::InputEmbeddings => Ok(None),
             Wrt::Layer { name, input } => {
                 let side = match name.as_str() {
-                    "decoder.tanh" => Side::TARGET,
-                    "encoder.tanh" if self.enc_dec => Side::SOURCE,
+                    "decoder.tanh" => Side::Target,
+                    "encoder.tanh" if self.enc_dec => Side::Source,
                     other => {
                         return Err(PluginError::new(
-                            ErrorCode::HOST,
+                            ErrorCode::Host,
                             format!("no tap named {other}"),
                         ));
                     }
@@ -213,15 +210,15 @@ impl LayerToy {
         };
         let src = if self.enc_dec {
             Self::activations(
-                &self.side_values(Side::SOURCE, &p.source),
-                space(Side::SOURCE),
+                &self.side_values(Side::Source, &p.source),
+                space(Side::Source),
             )
         } else {
             Vec::new()
         };
         let tgt = Self::activations(
-            &self.side_values(Side::TARGET, &p.target),
-            space(Side::TARGET),
+            &self.side_values(Side::Target, &p.target),
+            space(Side::Target),
         );
         (src, tgt)
     }
@@ -238,7 +235,7 @@ impl LayerToy {
 
     /// Score at step `p` and d score / d h.
     pub fn score_h(&self, h: &[f64; D], p: usize) -> (f64, [f64; D]) {
-        let t = self.seq().target[p].id as usize;
+        let t = self.seq().target[p].id.unwrap() as usize;
         let z: Vec<f64> = (0..V)
             .map(|v| (0..D).map(|k| self.w[v * D + k] as f64 * h[k]).sum())
             .collect();
@@ -274,7 +271,7 @@ impl LayerToy {
 
     /// The weight row of the token scored at step `p`.
     pub fn w_row(&self, p: usize) -> Vec<f64> {
-        let t = self.seq().target[p].id as usize;
+        let t = self.seq().target[p].id.unwrap() as usize;
         (0..D).map(|k| self.w[t * D + k] as f64).collect()
     }
 
@@ -285,8 +282,8 @@ impl LayerToy {
             rule: r.rule,
         });
         let tap = self.side_of_tap(&r.wrt)?;
-        let deeplift = r.rule == GradientRule::DEEPLIFT_RESCALE;
-        if r.rule != GradientRule::STANDARD && !deeplift {
+        let deeplift = r.rule == GradientRule::DeepLiftRescale;
+        if r.rule != GradientRule::Standard && !deeplift {
             return Err(PluginError::unsupported("unknown rule"));
         }
         let (np, ns) = (r.points.len(), r.steps.len());
@@ -294,17 +291,17 @@ impl LayerToy {
         // Which sides get gradients.
         let (want_src, want_tgt) = match tap {
             None => (self.enc_dec, self.request.attribute_target || !self.enc_dec),
-            Some((s, _)) => (s == Side::SOURCE, s == Side::TARGET),
+            Some((s, _)) => (s == Side::Source, s == Side::Target),
         };
         // Raw values of each side of point 0 (the DeepLIFT reference).
         let reference = r.points.first().map(|p| {
             (
                 if self.enc_dec {
-                    self.side_values(Side::SOURCE, &p.source)
+                    self.side_values(Side::Source, &p.source)
                 } else {
                     Vec::new()
                 },
-                self.side_values(Side::TARGET, &p.target),
+                self.side_values(Side::Target, &p.target),
             )
         });
         let mut scores = Vec::new();
@@ -313,11 +310,11 @@ impl LayerToy {
         for (pi, point) in r.points.iter().enumerate() {
             let (asrc, atgt) = self.point_acts(point, tap);
             let raw_src = if self.enc_dec {
-                self.side_values(Side::SOURCE, &point.source)
+                self.side_values(Side::Source, &point.source)
             } else {
                 Vec::new()
             };
-            let raw_tgt = self.side_values(Side::TARGET, &point.target);
+            let raw_tgt = self.side_values(Side::Target, &point.target);
             for (si, &p) in r.steps.iter().enumerate() {
                 let p = p as usize;
                 let (s, dh) = self.score_h(&Self::hidden(&asrc, &atgt, p), p);
@@ -332,7 +329,7 @@ impl LayerToy {
                     let x = raw[j] as f64;
                     if deeplift {
                         let (rs, rt) = reference.as_ref().unwrap();
-                        let x0 = if side == Side::SOURCE { rs[j] } else { rt[j] } as f64;
+                        let x0 = if side == Side::Source { rs[j] } else { rt[j] } as f64;
                         if (x - x0).abs() > 1e-6 {
                             return (x.tanh() - x0.tanh()) / (x - x0);
                         }
@@ -342,13 +339,13 @@ impl LayerToy {
                 if want_src {
                     for j in 0..ls * D {
                         gs[((pi * ns + si) * ls) * D + j] =
-                            (dh[j % D] * local(Side::SOURCE, &raw_src, j)) as f32;
+                            (dh[j % D] * local(Side::Source, &raw_src, j)) as f32;
                     }
                 }
                 if want_tgt {
                     for j in 0..p * D {
                         gt[((pi * ns + si) * lt) * D + j] =
-                            (dh[j % D] * local(Side::TARGET, &raw_tgt, j)) as f32;
+                            (dh[j % D] * local(Side::Target, &raw_tgt, j)) as f32;
                     }
                 }
             }
@@ -357,16 +354,14 @@ impl LayerToy {
             scores: Tensor::new(vec![np, ns], scores)?,
             source: want_src
                 .then(|| Tensor::new(vec![np, ns, ls, D], gs))
-                .transpose()?
-                .into(),
+                .transpose()?,
             target: want_tgt
                 .then(|| Tensor::new(vec![np, ns, lt, D], gt))
-                .transpose()?
-                .into(),
+                .transpose()?,
         })
     }
 
-    fn sides(&self, wrt: &Wrt, baseline: bool) -> Result<RVec<Tensor>, PluginError> {
+    fn sides(&self, wrt: &Wrt, baseline: bool) -> Result<SidePair, PluginError> {
         let get = |side: Side| {
             if baseline {
                 self.baseline(side)
@@ -377,112 +372,100 @@ impl LayerToy {
         let (ls, lt) = (self.seq().source.len(), self.seq().target.len());
         let empty = || Tensor::zeros(vec![0, D]);
         let t = |v: Vec<f32>, len: usize| Tensor::new(vec![len, D], v);
+        let pair = |source, target| SidePair { source, target };
         Ok(match self.side_of_tap(wrt)? {
-            None => vec![
+            None => pair(
                 if self.enc_dec {
-                    t(get(Side::SOURCE), ls)?
+                    t(get(Side::Source), ls)?
                 } else {
                     empty()
                 },
-                t(get(Side::TARGET), lt)?,
-            ],
+                t(get(Side::Target), lt)?,
+            ),
             Some((side, space)) => {
-                let len = if side == Side::SOURCE { ls } else { lt };
+                let len = if side == Side::Source { ls } else { lt };
                 let raw = get(side);
                 let v = match space {
                     Space::Embedding => raw,
                     Space::Activation => raw.iter().map(|x| x.tanh()).collect(),
                 };
                 let v = t(v, len)?;
-                if side == Side::SOURCE {
-                    vec![v, empty()]
+                if side == Side::Source {
+                    pair(v, empty())
                 } else {
-                    vec![empty(), v]
+                    pair(empty(), v)
                 }
             }
-        }
-        .into())
+        })
     }
 }
 
 fn p_side(p: &InputPoint, side: Side) -> &PointSide {
-    if side == Side::SOURCE {
+    if side == Side::Source {
         &p.source
     } else {
         &p.target
     }
 }
 
-impl HostModel for LayerToy {
+impl HostApi for LayerToy {
     fn info(&self) -> ModelInfo {
         ModelInfo {
             name: "layer-toy".into(),
             model_type: "toy".into(),
             kind: if self.enc_dec {
-                ModelKind::ENCODER_DECODER
+                ModelKind::EncoderDecoder
             } else {
-                ModelKind::DECODER_ONLY
+                ModelKind::DecoderOnly
             },
             vocab_size: V,
             hidden_size: D,
             num_layers: 1,
             encoder_layers: usize::from(self.enc_dec),
             num_heads: 1,
-            tap_names: self
-                .taps
-                .iter()
-                .map(|t| RString::from(t.as_str()))
-                .collect(),
+            tap_names: self.taps.clone(),
+            special_token_ids: Vec::new(),
         }
     }
 
-    fn embed(&self, r: &EmbedRequest) -> RResult<Tensor, PluginError> {
-        Tensor::new(vec![r.ids.len(), D], self.rows(r.ids.iter().copied())).into()
+    fn embed(&self, _: Side, ids: &[TokenId]) -> Result<Tensor, PluginError> {
+        Tensor::new(vec![ids.len(), D], self.rows(ids.iter().copied()))
     }
 
-    fn inputs(&self, _: u32, wrt: &Wrt) -> RResult<RVec<Tensor>, PluginError> {
-        self.sides(wrt, false).into()
+    fn inputs(&self, _: usize, wrt: &Wrt) -> Result<SidePair, PluginError> {
+        self.sides(wrt, false)
     }
 
-    fn baselines(&self, _: u32, wrt: &Wrt) -> RResult<RVec<Tensor>, PluginError> {
-        self.sides(wrt, true).into()
+    fn baselines(&self, _: usize, wrt: &Wrt) -> Result<SidePair, PluginError> {
+        self.sides(wrt, true)
     }
 
-    fn gradients(&self, r: &GradientRequest) -> RResult<GradientResponse, PluginError> {
-        self.serve_gradients(r).into()
+    fn gradients(&self, r: GradientRequest) -> Result<GradientResponse, PluginError> {
+        self.serve_gradients(&r)
     }
 
-    fn scores(&self, r: &ScoreRequest) -> RResult<Tensor, PluginError> {
-        let run = || {
-            let mut out = Vec::new();
-            for point in r.points.iter() {
-                let src = if self.enc_dec {
-                    self.side_values(Side::SOURCE, &point.source)
-                } else {
-                    Vec::new()
-                };
-                let tgt = self.side_values(Side::TARGET, &point.target);
-                for &p in r.steps.iter() {
-                    out.push(self.score_at(&src, &tgt, p as usize) as f32);
-                }
+    fn scores(&self, r: ScoreRequest) -> Result<Tensor, PluginError> {
+        let mut out = Vec::new();
+        for point in r.points.iter() {
+            let src = if self.enc_dec {
+                self.side_values(Side::Source, &point.source)
+            } else {
+                Vec::new()
+            };
+            let tgt = self.side_values(Side::Target, &point.target);
+            for &p in r.steps.iter() {
+                out.push(self.score_at(&src, &tgt, p as usize) as f32);
             }
-            Tensor::new(vec![r.points.len(), r.steps.len()], out)
-        };
-        run().into()
+        }
+        Tensor::new(vec![r.points.len(), r.steps.len()], out)
     }
 
-    fn internals(&self, _: &InternalsRequest) -> RResult<InternalsResponse, PluginError> {
-        RResult::RErr(PluginError::unsupported("no internals"))
+    fn internals(&self, _: InternalsRequest) -> Result<InternalsResponse, PluginError> {
+        Err(PluginError::unsupported("no internals"))
     }
 
     fn progress(&self, done: u64, total: u64) -> bool {
         self.progress.lock().unwrap().push((done, total));
         true
-    }
-
-    fn extension(&self, name: RStr<'_>, _: RStr<'_>) -> RResult<RString, PluginError> {
-        RResult::RErr(PluginError::unsupported(format!(
-            "unknown extension {name}"
-        )))
     }
 }

@@ -128,7 +128,7 @@ fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
         .descriptor
         .capabilities
         .default_aggregation
-        .to_string();
+        .join(",");
     let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
     for (i, (a, w)) in run.sequences.iter().zip(want).enumerate() {
         let at = format!("{id} seq {i}");

@@ -184,7 +184,7 @@ fn check_fixture(name: &str, fx: &Json, st: &SafeTensors) {
                 _ => panic!(),
             };
             assert_eq!(
-                got.shape.as_slice(),
+                &got.shape[..],
                 shape.as_slice(),
                 "{name} seq {i} {field}"
             );

@@ -59,7 +59,6 @@ fn run(
     let m = reg.attribution(method, &params).unwrap();
     let out = m
         .attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap();
     assert_eq!(out.sequences.len(), 1);
     out.sequences.into_iter().next().unwrap()
@@ -74,9 +73,9 @@ fn saliency_matches_finite_differences() {
         scores.source.is_none(),
         "decoder-only: no source attributions"
     );
-    let t = scores.target.into_option().unwrap();
+    let t = scores.target.unwrap();
     let (len, steps) = (IDS.len(), IDS.len() - PROMPT);
-    assert_eq!(t.shape.as_slice(), &[len, steps, D]);
+    assert_eq!(&t.shape[..], &[len, steps, D]);
     for (j, p) in (PROMPT..IDS.len()).enumerate() {
         let fd = fd_grad(&host, p);
         for i in 0..len {
@@ -102,7 +101,7 @@ fn input_x_gradient_is_input_times_gradient() {
     let host = toy(&reg, "probability", json!({"logprob": true}));
     let t = run(&reg, &host, "input_x_gradient", json!({}))
         .target
-        .into_option()
+        
         .unwrap();
     let x = host.actual();
     let steps = IDS.len() - PROMPT;
@@ -133,19 +132,18 @@ fn every_step_function_gradient_matches_finite_differences() {
         let z: Vec<f32> = (0..V).map(|i| (i as f32 * 0.7).cos() * 2.0).collect();
         let shape = [1usize, V];
         let eval = |z: &[f32], grad: bool| {
-            f.compute(StepInput {
+            f.compute(&StepInput {
                 logits: TensorView::new(&shape, z).unwrap(),
-                target_ids: [3u32].as_slice().into(),
-                contrast_logits: None.into(),
-                contrast_target_ids: [].as_slice().into(),
-                dropout_logits: [].as_slice().into(),
+                target_ids: &[3u32],
+                contrast_logits: None,
+                contrast_target_ids: &[],
+                dropout_logits: Vec::new(),
                 want_grad: grad,
             })
-            .into_result()
             .unwrap()
         };
         let out = eval(&z, true);
-        let g = out.grad_logits.into_option().unwrap();
+        let g = out.grad_logits.unwrap();
         for j in 0..V {
             let h = 1e-3;
             let (mut a, mut b) = (z.clone(), z.clone());
@@ -173,15 +171,14 @@ fn step_function_values_follow_inseq_formulas() {
     let value = |name: &str, params: Value| {
         reg.step_function(name, &params)
             .unwrap()
-            .compute(StepInput {
+            .compute(&StepInput {
                 logits: TensorView::new(&shape, &z).unwrap(),
-                target_ids: [1u32].as_slice().into(),
-                contrast_logits: None.into(),
-                contrast_target_ids: [].as_slice().into(),
-                dropout_logits: [].as_slice().into(),
+                target_ids: &[1u32],
+                contrast_logits: None,
+                contrast_target_ids: &[],
+                dropout_logits: Vec::new(),
                 want_grad: false,
             })
-            .into_result()
             .unwrap()
             .scores[0] as f64
     };
@@ -214,12 +211,12 @@ fn mean_aggregator_reduces_and_normalises_columns() {
         attr_pos_end: IDS.len(),
         scores: scores.clone(),
     };
-    let raw = scores.target.into_option().unwrap();
+    let raw = scores.target.unwrap();
     let agg = reg.aggregator("mean", &json!({})).unwrap();
-    let out = agg.aggregate(seq.clone()).into_result().unwrap();
-    let t = out.scores.target.clone().into_option().unwrap();
+    let out = agg.aggregate(seq.clone()).unwrap();
+    let t = out.scores.target.clone().unwrap();
     let steps = IDS.len() - PROMPT;
-    assert_eq!(t.shape.as_slice(), &[IDS.len(), steps]);
+    assert_eq!(&t.shape[..], &[IDS.len(), steps]);
     for j in 0..steps {
         let col: Vec<f32> = (0..IDS.len()).map(|i| t.data[i * steps + j]).collect();
         let sum: f32 = col.iter().filter(|v| !v.is_nan()).map(|v| v.abs()).sum();
@@ -244,8 +241,8 @@ fn mean_aggregator_reduces_and_normalises_columns() {
     }
     // A second aggregation has nothing left to reduce.
     let again = reg.aggregator("mean", &json!({})).unwrap();
-    let e = again.aggregate(out).into_result().unwrap_err();
-    assert_eq!(e.code, ErrorCode::UNSUPPORTED);
+    let e = again.aggregate(out).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unsupported);
     assert!(e.to_string().contains("already (tokens, steps)"), "{e}");
 }
 
@@ -256,9 +253,8 @@ fn plugin_panics_become_errors() {
     let m = reg.attribution("panicking_method", &json!({})).unwrap();
     let e = m
         .attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::PANIC);
+    assert_eq!(e.code, ErrorCode::Panic);
     let msg = e.to_string();
     assert!(
         msg.starts_with("[panic] panicking_method panicked: index out of bounds"),
@@ -290,7 +286,6 @@ fn plugin_panics_become_errors() {
     let m = reg.attribution("saliency", &json!({})).unwrap();
     let e = m
         .attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap_err()
         .to_string();
     assert!(

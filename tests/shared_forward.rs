@@ -10,7 +10,7 @@ mod plugin_support;
 use parity_support::{fixture_model, fixture_variant, folder_model, registry, test_host};
 use rinseq::attribution::{encode_batch, AttributeOptions, ModelHost};
 use rinseq::models::load::LoadedModel;
-use rinseq_sdk::{GradientRequest, GradientRule, InputPoint, PointSide, ScoreRequest, Tensor, Wrt};
+use rinseq_sdk::{GradientRequest, GradientRule, HostApi, InputPoint, PointSide, ScoreRequest, Tensor, Wrt};
 use serde_json::{json, Value};
 
 const PROMPT: &str = "The capital of France is";
@@ -48,10 +48,8 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
         share_forward,
         ..test_host(loaded, &seqs, &target_fn.plugin)
     };
-    let actual = host(false)
-        .as_ref()
-        .inputs(0, &Wrt::InputEmbeddings)
-        .unwrap();
+    let actual = host(false).inputs(0, &Wrt::InputEmbeddings).unwrap();
+    let actual = [actual.source, actual.target];
     let enc_dec = !actual[0].data.is_empty();
     let scaled = |t: &Tensor, k: usize| {
         let mut t = t.clone();
@@ -74,11 +72,11 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
         wrt: Wrt::InputEmbeddings,
         points: points.clone().into(),
         steps: steps.clone().into(),
-        rule: GradientRule::STANDARD,
+        rule: GradientRule::Standard,
     };
     let what = format!("{model} {target}");
-    let shared = host(true).as_ref().gradients(&request).unwrap();
-    let per_row = host(false).as_ref().gradients(&request).unwrap();
+    let shared = host(true).gradients(request.clone()).unwrap();
+    let per_row = host(false).gradients(request.clone()).unwrap();
     close(&format!("{what} scores"), &shared.scores, &per_row.scores);
     let (s, p) = (shared.target.unwrap(), per_row.target.unwrap());
     assert!(
@@ -86,7 +84,7 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
         "{what}: all-zero gradients"
     );
     close(&format!("{what} gradients"), &s, &p);
-    match (shared.source.into_option(), per_row.source.into_option()) {
+    match (shared.source, per_row.source) {
         (Some(s), Some(p)) => {
             assert!(
                 enc_dec && p.data.iter().any(|v| *v != 0.0),
@@ -104,8 +102,8 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
     };
     close(
         &format!("{what} score request"),
-        &host(true).as_ref().scores(&scores).unwrap(),
-        &host(false).as_ref().scores(&scores).unwrap(),
+        &host(true).scores(scores.clone()).unwrap(),
+        &host(false).scores(scores.clone()).unwrap(),
     );
 }
 

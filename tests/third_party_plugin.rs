@@ -46,18 +46,16 @@ fn out_of_tree_method_and_step_function_run_through_the_host() {
     let saliency = reg.attribution("saliency", &json!({"abs": false})).unwrap();
     let grads = saliency
         .attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap();
-    let g = grads.sequences[0].target.clone().into_option().unwrap();
+    let g = grads.sequences[0].target.clone().unwrap();
 
     // ...and the third party's method runs on the same host: one L1 norm per token and step.
     let method = reg.attribution("token_gradient_norm", &json!({})).unwrap();
     let out = method
         .attribute(host.as_ref(), &host.request)
-        .into_result()
         .unwrap();
-    let t = out.sequences[0].target.clone().into_option().unwrap();
-    assert_eq!(t.shape.as_slice(), &[4, 2]);
+    let t = out.sequences[0].target.clone().unwrap();
+    assert_eq!(&t.shape[..], &[4, 2]);
     let d = g.shape[2];
     for i in 0..4 {
         for j in 0..2 {
@@ -138,7 +136,7 @@ fn out_of_tree_aggregator_runs_in_a_pipeline() {
         .target_attributions
         .clone()
         .unwrap();
-    assert_eq!(t.shape.as_slice(), &[4, 2]);
+    assert_eq!(&t.shape[..], &[4, 2]);
     // Column 0: norms 5, 1 (normalised 5/6, 1/6) -> only row 0 kept; column 1: 1, 2, 0.707.
     let col = |j: usize| (0..4).map(|i| t.data[i * 2 + j]).collect::<Vec<f32>>();
     assert!((col(0)[0] - 5.0 / 6.0).abs() < 1e-6 && col(0)[1] == 0.0);

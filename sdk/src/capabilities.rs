@@ -1,41 +1,55 @@
-//! Capability flags and defaults a plugin declares (Inseq's per-method flags).
+//! Capability flags and defaults a plugin declares (Inseq's per-method flags). The host reads
+//! every flag: each one below says what it changes.
 
-use abi_stable::std_types::RString;
 use abi_stable::StableAbi;
 
-/// A set of boolean capability flags (a `u32` bitset newtype so that new flags keep the ABI).
+/// A set of capability flags.
 #[repr(transparent)]
 #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug, Default)]
-pub struct Flags(pub u32);
+pub struct Flags(u32);
 
 impl Flags {
     /// No flag set.
     pub const NONE: Self = Self(0);
-    /// Method: needs baseline inputs (integrated gradients, DeepLIFT...).
+    /// Method: asks the host for baselines ([`crate::Host::baselines`]). Without it the host
+    /// refuses that call.
     pub const USES_BASELINES: Self = Self(1);
-    /// Method: one forward at the final step, sliced per step (attention, value zeroing); step
-    /// scores are not computed with it.
-    pub const FINAL_STEP_ONLY: Self = Self(1 << 1);
-    /// Method: uses gradients from the host.
+    /// Method: asks the host for gradients ([`crate::Host::gradients`]). Without it the host
+    /// refuses that call, and the attributed function need not be differentiable.
     pub const USES_GRADIENTS: Self = Self(1 << 2);
-    /// Method: uses attention weights.
-    pub const USES_ATTENTIONS: Self = Self(1 << 3);
-    /// Method: uses hidden states or other internals.
+    /// Method: asks the host for internals ([`crate::Host::internals`]: attention weights,
+    /// hidden states, interventions). Without it the host refuses that call.
     pub const USES_INTERNALS: Self = Self(1 << 4);
-    /// Method: attributes a named layer (`target_layer`) rather than input embeddings; such
-    /// methods do not support `attribute_target` on encoder-decoder models.
+    /// Method: attributes a named layer (`target_layer`) rather than input embeddings; the host
+    /// refuses `attribute_target` with it on encoder-decoder models.
     pub const LAYER_METHOD: Self = Self(1 << 5);
-    /// Method: ignores the attributed function (internals methods are output-agnostic).
+    /// Method: ignores the attributed function (internals methods are output-agnostic), so any
+    /// attributed function is accepted.
     pub const OUTPUT_AGNOSTIC: Self = Self(1 << 6);
-    /// Step function: needs contrastive inputs (`contrast_targets`, `contrast_sources`...).
+    /// Step function: needs contrastive inputs (`contrast_targets`, `contrast_sources`...); the
+    /// host refuses to run it without them and passes their logits.
     pub const NEEDS_CONTRAST: Self = Self(1 << 7);
-    /// Step function: needs Monte Carlo dropout samples of the logits.
+    /// Step function: needs Monte Carlo dropout samples of the logits (as many as
+    /// [`crate::StepFunctionPlugin::dropout_samples`] says).
     pub const NEEDS_DROPOUT_SAMPLES: Self = Self(1 << 8);
-    /// Step function: cannot be differentiated (usable as a step score only).
+    /// Step function: cannot be differentiated (usable as a step score, or as the target of a
+    /// method without [`Flags::USES_GRADIENTS`]).
     pub const NOT_DIFFERENTIABLE: Self = Self(1 << 9);
-    /// Step function: as an attribution target, needs the contrast input's own forward
+    /// Step function: as a gradient target, needs the contrast input's own forward
     /// (`contrast_force_inputs`), e.g. a divergence between two distributions.
     pub const NEEDS_FORCED_CONTRAST: Self = Self(1 << 10);
+
+    const ALL: [(Flags, &'static str); 9] = [
+        (Flags::USES_BASELINES, "uses_baselines"),
+        (Flags::USES_GRADIENTS, "uses_gradients"),
+        (Flags::USES_INTERNALS, "uses_internals"),
+        (Flags::LAYER_METHOD, "layer_method"),
+        (Flags::OUTPUT_AGNOSTIC, "output_agnostic"),
+        (Flags::NEEDS_CONTRAST, "needs_contrast"),
+        (Flags::NEEDS_DROPOUT_SAMPLES, "needs_dropout_samples"),
+        (Flags::NOT_DIFFERENTIABLE, "not_differentiable"),
+        (Flags::NEEDS_FORCED_CONTRAST, "needs_forced_contrast"),
+    ];
 
     /// Whether every flag of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -47,22 +61,21 @@ impl Flags {
         Self(self.0 | other.0)
     }
 
+    /// The raw bits (the wire format).
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Flags from raw bits; unknown bits are dropped.
+    pub fn from_bits(bits: u32) -> Self {
+        let known = Self::ALL.iter().fold(0, |acc, (f, _)| acc | f.0);
+        Self(bits & known)
+    }
+
     /// Names of the flags that are set, for `rinseq plugins info`.
     pub fn names(self) -> Vec<&'static str> {
-        const ALL: [(Flags, &str); 11] = [
-            (Flags::USES_BASELINES, "uses_baselines"),
-            (Flags::FINAL_STEP_ONLY, "final_step_only"),
-            (Flags::USES_GRADIENTS, "uses_gradients"),
-            (Flags::USES_ATTENTIONS, "uses_attentions"),
-            (Flags::USES_INTERNALS, "uses_internals"),
-            (Flags::LAYER_METHOD, "layer_method"),
-            (Flags::OUTPUT_AGNOSTIC, "output_agnostic"),
-            (Flags::NEEDS_CONTRAST, "needs_contrast"),
-            (Flags::NEEDS_DROPOUT_SAMPLES, "needs_dropout_samples"),
-            (Flags::NOT_DIFFERENTIABLE, "not_differentiable"),
-            (Flags::NEEDS_FORCED_CONTRAST, "needs_forced_contrast"),
-        ];
-        ALL.iter()
+        Self::ALL
+            .iter()
             .filter(|(f, _)| self.contains(*f))
             .map(|(_, n)| *n)
             .collect()
@@ -76,76 +89,77 @@ impl std::ops::BitOr for Flags {
     }
 }
 
-/// The shape class of a method's output (Inseq's Granular / Coarse / MultiDimensional).
-#[repr(transparent)]
-#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug, Default)]
-pub struct OutputKind(pub u8);
+/// The shape class of a method's output (Inseq's Granular / Coarse / MultiDimensional): what
+/// follows `(len, n_steps)` in each attribution tensor.
+#[repr(u8)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug)]
+pub enum OutputKind {
+    /// One score per embedding dimension: `(len, steps, hidden)`.
+    Granular,
+    /// One score per token: `(len, steps)`.
+    Coarse,
+    /// `extra_dims` extra dimensions, e.g. `(len, steps, layers, heads)`.
+    MultiDimensional {
+        /// How many dimensions follow `(len, steps)`.
+        extra_dims: u8,
+    },
+}
 
 impl OutputKind {
-    /// Not an attribution method (step functions, aggregators).
-    pub const NONE: Self = Self(0);
-    /// One score per embedding dimension: `(len, steps, hidden)`.
-    pub const GRANULAR: Self = Self(1);
-    /// One score per token: `(len, steps)`.
-    pub const COARSE: Self = Self(2);
-    /// Extra dimensions, e.g. `(len, steps, layers, heads)`.
-    pub const MULTI_DIMENSIONAL: Self = Self(3);
-
     /// A short name for listings.
     pub fn name(self) -> &'static str {
         match self {
-            Self::GRANULAR => "granular",
-            Self::COARSE => "coarse",
-            Self::MULTI_DIMENSIONAL => "multi-dimensional",
-            _ => "-",
+            Self::Granular => "granular",
+            Self::Coarse => "coarse",
+            Self::MultiDimensional { .. } => "multi-dimensional",
+        }
+    }
+
+    /// The number of dimensions after `(len, n_steps)`.
+    pub fn extra_dims(self) -> usize {
+        match self {
+            Self::Granular => 1,
+            Self::Coarse => 0,
+            Self::MultiDimensional { extra_dims } => extra_dims as usize,
         }
     }
 }
 
 /// Flags and defaults of one plugin.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Capabilities {
     /// Boolean capabilities.
     pub flags: Flags,
     /// Output class (attribution methods only).
-    pub output: OutputKind,
-    /// Number of extra dimensions for [`OutputKind::MULTI_DIMENSIONAL`] outputs.
-    pub extra_dims: u8,
-    /// Default aggregation: comma-separated aggregator names, e.g. `vnorm` or `mean,mean`
-    /// (attribution methods), or the span aggregation function of a step score, e.g. `prod`.
-    pub default_aggregation: RString,
+    pub output: Option<OutputKind>,
+    /// Attribution methods: the aggregators applied by default, in order (e.g. `["vnorm"]`);
+    /// empty means the output class's default (as Inseq: granular → vector norm,
+    /// multi-dimensional → a mean per extra dimension, coarse → none).
+    pub default_aggregation: Vec<String>,
+    /// Step functions: the function that merges their scores over spans (`prod` for
+    /// probabilities, `sum` for entropies...); `None` → the host's default for step scores.
+    pub span_aggregation: Option<String>,
 }
 
 impl Capabilities {
-    /// An attribution method's capabilities: flags, output class and default aggregation.
-    pub fn method(flags: Flags, output: OutputKind, default_aggregation: &str) -> Self {
+    /// An attribution method's capabilities: flags, output class and default aggregators.
+    pub fn method(flags: Flags, output: OutputKind, default_aggregation: &[&str]) -> Self {
         Self {
             flags,
-            output,
-            extra_dims: 0,
-            default_aggregation: default_aggregation.into(),
-        }
-    }
-
-    /// A multi-dimensional method with `extra_dims` extra output dimensions.
-    pub fn multi_dimensional(flags: Flags, extra_dims: u8, default_aggregation: &str) -> Self {
-        Self {
-            flags,
-            output: OutputKind::MULTI_DIMENSIONAL,
-            extra_dims,
-            default_aggregation: default_aggregation.into(),
+            output: Some(output),
+            default_aggregation: default_aggregation.iter().map(|s| s.to_string()).collect(),
+            span_aggregation: None,
         }
     }
 
     /// A step function's capabilities: flags and the function that aggregates its scores over
-    /// merged spans (`prod` for probabilities, `sum` for entropies...).
+    /// merged spans.
     pub fn step_function(flags: Flags, span_aggregation: &str) -> Self {
         Self {
             flags,
-            output: OutputKind::NONE,
-            extra_dims: 0,
-            default_aggregation: span_aggregation.into(),
+            output: None,
+            default_aggregation: Vec::new(),
+            span_aggregation: Some(span_aggregation.to_string()),
         }
     }
 }

@@ -1,52 +1,58 @@
 //! Plain data exchanged between the host and plugins: tokens, model facts, attribution requests
 //! and results.
 
-use abi_stable::std_types::{ROption, RString, RVec};
 use abi_stable::StableAbi;
 
 use crate::tensor::{NamedTensor, Tensor};
 
-/// A token as shown to users: its string and its vocabulary id (`-1` for merged or contrastive
-/// tokens such as `"▁Le → ▁I"`, as in Inseq).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+/// A vocabulary id: the one id type of the SDK (tokens, perturbed inputs, step targets).
+pub type TokenId = u32;
+
+/// A token as shown to users: its string and its vocabulary id (`None` for merged or contrastive
+/// tokens such as `"▁Le → ▁I"`, which Inseq's JSON writes as id `-1`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Token {
     /// The token string as the tokenizer shows it (e.g. `Ġcapital`).
-    pub text: RString,
-    /// The vocabulary id, or `-1`.
-    pub id: i64,
+    pub text: String,
+    /// The vocabulary id, if the token is one vocabulary entry.
+    pub id: Option<TokenId>,
 }
 
 impl Token {
-    /// A token from its text and id.
-    pub fn new(text: impl Into<String>, id: i64) -> Self {
+    /// A vocabulary token.
+    pub fn new(text: impl Into<String>, id: TokenId) -> Self {
         Self {
-            text: text.into().into(),
-            id,
+            text: text.into(),
+            id: Some(id),
+        }
+    }
+
+    /// A token that is not one vocabulary entry (a merged span, a contrastive pair).
+    pub fn merged(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            id: None,
         }
     }
 }
 
-/// Decoder-only or encoder-decoder, as a `u8` newtype so that new kinds keep the ABI.
-#[repr(transparent)]
+/// Decoder-only or encoder-decoder.
+#[repr(u8)]
 #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug)]
-pub struct ModelKind(pub u8);
-
-impl ModelKind {
+pub enum ModelKind {
     /// A causal LM (GPT-2, Llama...): prompt and generation share the target side.
-    pub const DECODER_ONLY: Self = Self(0);
+    DecoderOnly,
     /// A sequence-to-sequence model (Marian, BART...): source on the encoder side.
-    pub const ENCODER_DECODER: Self = Self(1);
+    EncoderDecoder,
 }
 
 /// Facts about the model the host is running.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
     /// The model name or path as the user gave it.
-    pub name: RString,
+    pub name: String,
     /// HF `model_type`, e.g. `llama`.
-    pub model_type: RString,
+    pub model_type: String,
     /// Decoder-only or encoder-decoder.
     pub kind: ModelKind,
     /// Number of logits.
@@ -60,79 +66,78 @@ pub struct ModelInfo {
     /// Attention heads per layer.
     pub num_heads: usize,
     /// Every named tap (HF module path) a method may ask for.
-    pub tap_names: RVec<RString>,
+    pub tap_names: Vec<String>,
+    /// The tokenizers' special ids (BOS, EOS, PAD, UNK...), e.g. for methods that keep them fixed.
+    pub special_token_ids: Vec<TokenId>,
 }
 
 /// The input side an attribution lands on.
-#[repr(transparent)]
+#[repr(u8)]
 #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug)]
-pub struct Side(pub u8);
-
-impl Side {
+pub enum Side {
     /// The encoder input (source text) of encoder-decoder models.
-    pub const SOURCE: Self = Self(0);
+    Source,
     /// The decoder input: the target prefix (the whole sequence for decoder-only models).
-    pub const TARGET: Self = Self(1);
+    Target,
 }
 
 /// One sequence of the batch a method is asked to attribute.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct SequenceInput {
     /// Encoder tokens (encoder-decoder); empty for decoder-only models.
-    pub source: RVec<Token>,
+    pub source: Vec<Token>,
     /// The full target: prompt + generation (decoder-only) or decoder-start + generation.
-    pub target: RVec<Token>,
+    pub target: Vec<Token>,
     /// Target positions to attribute, ascending: at position `p` the model sees `target[..p]` and
     /// the attributed function scores `target[p]`. Column `j` of the result belongs to `steps[j]`.
-    pub steps: RVec<u32>,
+    pub steps: Vec<u32>,
     /// Baseline ids for the source (UNK, EOS kept unless `include_eos_baseline`).
-    pub source_baseline_ids: RVec<u32>,
+    pub source_baseline_ids: Vec<TokenId>,
     /// Baseline ids for the target.
-    pub target_baseline_ids: RVec<u32>,
+    pub target_baseline_ids: Vec<TokenId>,
 }
 
 /// What the host asks an attribution method to do: one call covers a whole batch and every step,
 /// so the method can hand the host large requests that it shares and batches.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct AttributionRequest {
     /// The sequences of this batch.
-    pub sequences: RVec<SequenceInput>,
+    pub sequences: Vec<SequenceInput>,
     /// Whether target-prefix attributions are wanted (always true for decoder-only models).
     pub attribute_target: bool,
 }
 
 /// Scores a method produced for one sequence (tokens stay with the host).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Default)]
+///
+/// The host checks every result against its request: `source` is `(source_len, n_steps,
+/// extra...)` and `target` `(target_len, n_steps, extra...)`, where `extra` is `(hidden,)` for
+/// a granular method, `()` for a coarse one and the declared extra dimensions otherwise.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct SequenceScores {
     /// `(source_len, n_steps, extra...)`, or none.
-    pub source: ROption<Tensor>,
+    pub source: Option<Tensor>,
     /// `(target_len, n_steps, extra...)` with NaN where a position is not visible yet, or none.
-    pub target: ROption<Tensor>,
+    pub target: Option<Tensor>,
     /// Extra per-step scores the method computed (e.g. `deltas`), each `(n_steps,)`.
-    pub step_scores: RVec<NamedTensor>,
+    pub step_scores: Vec<NamedTensor>,
     /// Extra maps (e.g. `encoder_self_attentions`).
-    pub sequence_scores: RVec<NamedTensor>,
+    pub sequence_scores: Vec<NamedTensor>,
 }
 
 /// A method's result: one entry per requested sequence, in order.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct AttributionOutput {
     /// Per-sequence scores.
-    pub sequences: RVec<SequenceScores>,
+    pub sequences: Vec<SequenceScores>,
 }
 
 /// A whole attributed sequence, as aggregators see it (Inseq's `FeatureAttributionSequenceOutput`).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct SequenceAttribution {
     /// Source tokens (encoder-decoder) or the prompt tokens (decoder-only).
-    pub source: RVec<Token>,
+    pub source: Vec<Token>,
     /// The full target tokens.
-    pub target: RVec<Token>,
+    pub target: Vec<Token>,
     /// First attributed target position.
     pub attr_pos_start: usize,
     /// One past the last attributed target position.

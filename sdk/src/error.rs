@@ -1,57 +1,53 @@
-//! The structured error that crosses the plugin boundary.
+//! The error plugins and the host return to each other.
 
 use std::fmt;
 
-use abi_stable::std_types::{RString, RVec};
 use abi_stable::StableAbi;
 
-/// An error category. A newtype over `u32` rather than an enum, so that new codes never change
-/// the ABI.
-#[repr(transparent)]
+/// An error category.
+#[repr(u8)]
 #[derive(StableAbi, Copy, Clone, PartialEq, Eq, Hash, Debug)]
-pub struct ErrorCode(pub u32);
+pub enum ErrorCode {
+    /// The parameters given to a plugin do not fit its schema.
+    InvalidParams,
+    /// A tensor does not have the expected shape.
+    ShapeMismatch,
+    /// The host failed while serving a callback (model error, bad request).
+    Host,
+    /// A panic was caught at the boundary.
+    Panic,
+    /// The run was cancelled (the progress callback said stop).
+    Cancelled,
+    /// The request asks for something this plugin or host does not support.
+    Unsupported,
+    /// Any other failure inside a plugin.
+    Plugin,
+}
 
 impl ErrorCode {
-    /// The parameters given to a plugin do not fit its schema.
-    pub const INVALID_PARAMS: Self = Self(1);
-    /// A tensor does not have the expected shape.
-    pub const SHAPE_MISMATCH: Self = Self(2);
-    /// The host failed while serving a callback (model error, bad request).
-    pub const HOST: Self = Self(3);
-    /// A panic was caught at the boundary.
-    pub const PANIC: Self = Self(4);
-    /// The run was cancelled (progress callback returned `false`).
-    pub const CANCELLED: Self = Self(5);
-    /// The request asks for something this plugin or host does not support.
-    pub const UNSUPPORTED: Self = Self(6);
-    /// Any other failure inside a plugin.
-    pub const PLUGIN: Self = Self(7);
-
     /// A short kebab-case label for messages.
     pub fn label(self) -> &'static str {
         match self {
-            Self::INVALID_PARAMS => "invalid-params",
-            Self::SHAPE_MISMATCH => "shape-mismatch",
-            Self::HOST => "host",
-            Self::PANIC => "panic",
-            Self::CANCELLED => "cancelled",
-            Self::UNSUPPORTED => "unsupported",
-            Self::PLUGIN => "plugin",
-            _ => "error",
+            Self::InvalidParams => "invalid-params",
+            Self::ShapeMismatch => "shape-mismatch",
+            Self::Host => "host",
+            Self::Panic => "panic",
+            Self::Cancelled => "cancelled",
+            Self::Unsupported => "unsupported",
+            Self::Plugin => "plugin",
         }
     }
 }
 
-/// An error with a code, a message and a chain of context lines (innermost first).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+/// An error with a code, a one-line message and a chain of context lines (innermost first).
+#[derive(Clone, Debug, PartialEq)]
 pub struct PluginError {
     /// The category.
     pub code: ErrorCode,
     /// What went wrong, in one line.
-    pub message: RString,
+    pub message: String,
     /// What was being done, innermost first (e.g. "running attribution method 'saliency'").
-    pub context: RVec<RString>,
+    pub context: Vec<String>,
 }
 
 impl PluginError {
@@ -59,29 +55,39 @@ impl PluginError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into().into(),
-            context: RVec::new(),
+            message: message.into(),
+            context: Vec::new(),
         }
     }
 
-    /// Shorthand for [`ErrorCode::PLUGIN`].
+    /// Shorthand for [`ErrorCode::Plugin`].
     pub fn plugin(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::PLUGIN, message)
+        Self::new(ErrorCode::Plugin, message)
     }
 
-    /// Shorthand for [`ErrorCode::INVALID_PARAMS`].
+    /// Shorthand for [`ErrorCode::InvalidParams`].
     pub fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::INVALID_PARAMS, message)
+        Self::new(ErrorCode::InvalidParams, message)
     }
 
-    /// Shorthand for [`ErrorCode::UNSUPPORTED`].
+    /// Shorthand for [`ErrorCode::Unsupported`].
     pub fn unsupported(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::UNSUPPORTED, message)
+        Self::new(ErrorCode::Unsupported, message)
+    }
+
+    /// Shorthand for [`ErrorCode::ShapeMismatch`].
+    pub fn shape(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ShapeMismatch, message)
+    }
+
+    /// Shorthand for [`ErrorCode::Host`].
+    pub fn host(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Host, message)
     }
 
     /// Adds a context line ("while doing X").
     pub fn with_context(mut self, context: impl Into<String>) -> Self {
-        self.context.push(context.into().into());
+        self.context.push(context.into());
         self
     }
 }
@@ -91,8 +97,7 @@ impl fmt::Display for PluginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}] {}", self.code.label(), self.message)?;
         if !self.context.is_empty() {
-            let ctx: Vec<&str> = self.context.iter().map(|c| c.as_str()).collect();
-            write!(f, " (while {})", ctx.join("; while "))?;
+            write!(f, " (while {})", self.context.join("; while "))?;
         }
         Ok(())
     }

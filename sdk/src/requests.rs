@@ -3,16 +3,25 @@
 //! Every request names one sequence of the current [`crate::AttributionRequest`] and may carry
 //! many input points and many steps at once, so that the host can share forwards across steps
 //! (a causal model's logits at step `t` only depend on positions `< t`) and batch the rest.
+//!
+//! ## Rules the host checks (an error names the request, the rule and the fix)
+//! - `sequence` indexes the current request's sequences;
+//! - `steps` are target positions from that sequence's `steps`, ascending;
+//! - a [`PointSide::Ids`] has exactly as many ids as that side has tokens (a perturbation
+//!   replaces tokens, it does not insert or drop them) and every id is below the vocabulary size;
+//!   a [`PointSide::Values`] is `(len, hidden)` for that side;
+//! - the source side of a point is ignored for decoder-only models; the target side of a point
+//!   only matters at positions before a step's position (a causal model never sees the rest);
+//! - cost: a gradient request costs about one forward and one backward per (point, step) chunk,
+//!   a score request one forward per point (all steps of a point come from one forward).
 
-use abi_stable::std_types::{ROption, RString, RVec};
 use abi_stable::StableAbi;
 
-use crate::data::Side;
+use crate::data::{Side, TokenId};
 use crate::tensor::{NamedTensor, Tensor};
 
 /// Where gradients (or replaced activations) live.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Wrt {
     /// The input embeddings of the attributed sides (`(len, hidden)` per side).
     InputEmbeddings,
@@ -20,27 +29,25 @@ pub enum Wrt {
     /// `model.layers.15.mlp`. Its activation is `(len, hidden)` on the side the module is on.
     Layer {
         /// HF module path of the tap.
-        name: RString,
+        name: String,
         /// Use the module's input instead of its output.
         input: bool,
     },
 }
 
 /// One side of an input point.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum PointSide {
     /// The actual input (or actual activation, for [`Wrt::Layer`]).
     Actual,
     /// Replace the embeddings (or the activation) by this `(len, hidden)` tensor.
     Values(Tensor),
     /// Replace the input by these token ids (perturbation methods; not with [`Wrt::Layer`]).
-    Ids(RVec<u32>),
+    Ids(Vec<TokenId>),
 }
 
 /// One point at which the model is evaluated: a full input for both sides.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct InputPoint {
     /// The source side (ignored for decoder-only models).
     pub source: PointSide,
@@ -56,121 +63,118 @@ impl InputPoint {
             target: PointSide::Actual,
         }
     }
+
+    /// The input with the ids of `side` replaced (the other side unchanged).
+    pub fn with_ids(side: Side, ids: Vec<TokenId>) -> Self {
+        let mut p = Self::actual();
+        *p.side_mut(side) = PointSide::Ids(ids);
+        p
+    }
+
+    /// The point's side `side`.
+    pub fn side_mut(&mut self, side: Side) -> &mut PointSide {
+        match side {
+            Side::Source => &mut self.source,
+            Side::Target => &mut self.target,
+        }
+    }
 }
 
 /// How the backward pass treats non-linearities.
-#[repr(transparent)]
-#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug)]
-pub struct GradientRule(pub u32);
-
-impl GradientRule {
+#[repr(u8)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub enum GradientRule {
     /// Plain autograd gradients.
-    pub const STANDARD: Self = Self(0);
+    #[default]
+    Standard,
     /// DeepLIFT rescale multipliers against the baseline point (first point of the request).
-    pub const DEEPLIFT_RESCALE: Self = Self(1);
+    DeepLiftRescale,
 }
 
 /// "Give me d(attributed score at each step) / d(inputs) at each point."
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GradientRequest {
     /// Index into the request's sequences.
-    pub sequence: u32,
+    pub sequence: usize,
     /// What to differentiate with respect to.
     pub wrt: Wrt,
     /// The points (e.g. the interpolation path of integrated gradients).
-    pub points: RVec<InputPoint>,
+    pub points: Vec<InputPoint>,
     /// Target positions (a subset of the sequence's steps).
-    pub steps: RVec<u32>,
+    pub steps: Vec<u32>,
     /// How non-linearities are differentiated.
     pub rule: GradientRule,
 }
 
 /// The host's answer to a [`GradientRequest`].
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GradientResponse {
     /// Attributed-function scores, `(points, steps)`.
     pub scores: Tensor,
     /// Source-side gradients `(points, steps, source_len, hidden)`, when the source is attributed.
-    pub source: ROption<Tensor>,
+    pub source: Option<Tensor>,
     /// Target-side gradients `(points, steps, target_len, hidden)`, when the target is attributed;
     /// positions at or after a step's position are zero (not visible).
-    pub target: ROption<Tensor>,
+    pub target: Option<Tensor>,
 }
 
 /// "Give me the attributed score at each step for each point" (no gradient: perturbation methods).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ScoreRequest {
     /// Index into the request's sequences.
-    pub sequence: u32,
+    pub sequence: usize,
     /// The (perturbed) inputs.
-    pub points: RVec<InputPoint>,
+    pub points: Vec<InputPoint>,
     /// Target positions.
-    pub steps: RVec<u32>,
+    pub steps: Vec<u32>,
 }
 
 /// What to do to an activation during an [`InternalsRequest`] forward.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum InterventionOp {
     /// Set rows `positions` (sequence positions) to zero in the columns `[start, end)` of every
     /// range in `columns` (all columns when empty), e.g. one token's value vectors of some heads.
     Zero {
         /// Sequence positions to zero.
-        positions: RVec<u32>,
+        positions: Vec<u32>,
         /// Column ranges `(start, end)`; empty = all columns.
-        columns: RVec<abi_stable::std_types::Tuple2<u32, u32>>,
+        columns: Vec<(u32, u32)>,
     },
     /// Replace the activation by this tensor (same shape, without the batch dimension).
     Replace(Tensor),
 }
 
 /// One activation edit at a named tap.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Intervention {
     /// HF module path.
-    pub tap: RString,
+    pub tap: String,
     /// The edit.
     pub op: InterventionOp,
 }
 
 /// "Run one forward of this sequence and give me its internals."
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct InternalsRequest {
     /// Index into the request's sequences.
-    pub sequence: u32,
+    pub sequence: usize,
     /// Record attention probabilities of every attention module.
     pub attentions: bool,
     /// Record hidden states (embeddings output + every layer).
     pub hidden_states: bool,
     /// Record the activation at these taps (after the interventions there).
-    pub record: RVec<RString>,
+    pub record: Vec<String>,
     /// Edits applied during the forward, in order.
-    pub interventions: RVec<Intervention>,
+    pub interventions: Vec<Intervention>,
 }
 
 /// The host's answer to an [`InternalsRequest`]. Batch dimensions are dropped.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct InternalsResponse {
     /// Attention probabilities `(heads, queries, keys)` by module path, in forward order.
-    pub attentions: RVec<NamedTensor>,
+    pub attentions: Vec<NamedTensor>,
     /// Hidden states `(len, hidden)` by module path, in forward order.
-    pub hidden_states: RVec<NamedTensor>,
+    pub hidden_states: Vec<NamedTensor>,
     /// Activations recorded at the requested taps.
-    pub recorded: RVec<NamedTensor>,
-}
-
-/// "Embed these ids on this side" (baselines, vocabulary embeddings for DIG...).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
-pub struct EmbedRequest {
-    /// Which embedding table.
-    pub side: Side,
-    /// Token ids.
-    pub ids: RVec<u32>,
+    pub recorded: Vec<NamedTensor>,
 }

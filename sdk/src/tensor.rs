@@ -1,60 +1,56 @@
 //! Tensors that cross the plugin boundary: a row-major `f32` buffer plus its shape.
 
-use abi_stable::std_types::{RSlice, RVec};
-use abi_stable::StableAbi;
+use crate::error::PluginError;
 
-use crate::error::{ErrorCode, PluginError};
-
-/// An owned, row-major `f32` tensor. Moving it across the boundary moves the buffer (no copy).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Default)]
+/// An owned, row-major `f32` tensor.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Tensor {
     /// Size of each dimension, outermost first.
-    pub shape: RVec<usize>,
+    pub shape: Vec<usize>,
     /// `shape.iter().product()` values in row-major order.
-    pub data: RVec<f32>,
+    pub data: Vec<f32>,
 }
 
-/// A borrowed view of a row-major `f32` tensor (zero-copy).
-#[repr(C)]
-#[derive(StableAbi, Copy, Clone, Debug)]
+/// A borrowed view of a row-major `f32` tensor.
+#[derive(Copy, Clone, Debug)]
 pub struct TensorView<'a> {
     /// Size of each dimension, outermost first.
-    pub shape: RSlice<'a, usize>,
+    pub shape: &'a [usize],
     /// The values, row-major.
-    pub data: RSlice<'a, f32>,
+    pub data: &'a [f32],
+}
+
+fn check(shape: &[usize], len: usize) -> Result<(), PluginError> {
+    let n: usize = shape.iter().product();
+    if n != len {
+        return Err(PluginError::shape(format!(
+            "shape {shape:?} needs {n} values, got {len}"
+        )));
+    }
+    Ok(())
 }
 
 impl Tensor {
     /// Builds a tensor, checking that `data` has as many values as `shape` says.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, PluginError> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(PluginError::new(
-                ErrorCode::SHAPE_MISMATCH,
-                format!("shape {shape:?} needs {n} values, got {}", data.len()),
-            ));
-        }
-        Ok(Self {
-            shape: shape.into(),
-            data: data.into(),
-        })
+        check(&shape, data.len())?;
+        Ok(Self { shape, data })
     }
 
     /// A tensor of zeros.
     pub fn zeros(shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
         Self {
-            shape: shape.into(),
-            data: vec![0.0; n].into(),
+            shape,
+            data: vec![0.0; n],
         }
     }
 
-    /// A zero-copy view of this tensor.
+    /// A borrowed view of this tensor.
     pub fn view(&self) -> TensorView<'_> {
         TensorView {
-            shape: self.shape.as_rslice(),
-            data: self.data.as_rslice(),
+            shape: &self.shape,
+            data: &self.data,
         }
     }
 
@@ -72,17 +68,8 @@ impl Tensor {
 impl<'a> TensorView<'a> {
     /// A view over `data` with `shape` (checked).
     pub fn new(shape: &'a [usize], data: &'a [f32]) -> Result<Self, PluginError> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(PluginError::new(
-                ErrorCode::SHAPE_MISMATCH,
-                format!("shape {shape:?} needs {n} values, got {}", data.len()),
-            ));
-        }
-        Ok(Self {
-            shape: shape.into(),
-            data: data.into(),
-        })
+        check(shape, data.len())?;
+        Ok(Self { shape, data })
     }
 
     /// Number of dimensions.
@@ -92,25 +79,24 @@ impl<'a> TensorView<'a> {
 
     /// Row `i` of a 2-D view (`shape = [rows, cols]`).
     pub fn row(&self, i: usize) -> &'a [f32] {
-        let cols = self.shape.as_slice().last().copied().unwrap_or(0);
-        &self.data.as_slice()[i * cols..(i + 1) * cols]
+        let cols = self.shape.last().copied().unwrap_or(0);
+        &self.data[i * cols..(i + 1) * cols]
     }
 
     /// Copies the view into an owned tensor.
     pub fn to_owned(&self) -> Tensor {
         Tensor {
-            shape: self.shape.to_vec().into(),
-            data: self.data.to_vec().into(),
+            shape: self.shape.to_vec(),
+            data: self.data.to_vec(),
         }
     }
 }
 
 /// A tensor with a name (step scores, sequence scores, recorded activations).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NamedTensor {
     /// The name, e.g. `probability` or `model.layers.3.mlp`.
-    pub name: abi_stable::std_types::RString,
+    pub name: String,
     /// The values.
     pub tensor: Tensor,
 }
@@ -119,7 +105,7 @@ impl NamedTensor {
     /// Pairs a name with a tensor.
     pub fn new(name: impl Into<String>, tensor: Tensor) -> Self {
         Self {
-            name: name.into().into(),
+            name: name.into(),
             tensor,
         }
     }

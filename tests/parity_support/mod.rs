@@ -11,7 +11,7 @@ use rinseq::attribution::{EncodedSequence, ModelHost};
 use rinseq::generation::{GenerationConfig, GenerationParams};
 use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
 use rinseq::plugins::{PluginRegistry, PluginSources};
-use rinseq_sdk::StepFunctionBox;
+use rinseq_sdk::abi::LoadedStepFunction;
 use serde_json::Value;
 
 use crate::plugin_support::build::{root, workspace_plugin};
@@ -129,7 +129,7 @@ pub fn aggregated_map_mismatches(
     for (side, got) in sides {
         let label = format!("{name} {side}");
         match (
-            got.as_ref().into_option(),
+            got.as_ref(),
             want.get(side).filter(|v| !v.is_null()),
         ) {
             (None, None) => {}
@@ -170,7 +170,7 @@ pub fn score_mismatches(name: &str, got: &[f32], want: &[f64], tol: f64) -> Vec<
 pub fn test_host<'a>(
     loaded: &'a LoadedModel,
     seqs: &'a [EncodedSequence],
-    target_fn: &'a StepFunctionBox,
+    target_fn: &'a LoadedStepFunction,
 ) -> ModelHost<'a> {
     ModelHost {
         model: loaded.model.as_ref(),
@@ -179,6 +179,9 @@ pub fn test_host<'a>(
         target_fn,
         dropout_samples: 0,
         special_ids: vec![],
+        method_flags: rinseq_sdk::Flags::USES_GRADIENTS
+            | rinseq_sdk::Flags::USES_BASELINES
+            | rinseq_sdk::Flags::USES_INTERNALS,
         attribute_target: true,
         tokens_per_forward: 64,
         force_contrast_inputs: false,

@@ -141,7 +141,6 @@ pub fn aggregate_sequence(
         let agg = reg.aggregator(&step.aggregator, p)?;
         sdk = agg
             .aggregate(sdk)
-            .into_result()
             .map_err(|e| AggregationError::Failed {
                 aggregator: step.aggregator.clone(),
                 sequence: index,
@@ -250,7 +249,6 @@ pub fn apply_named(
         let agg = reg.aggregator(name, &Value::Object(Map::new()))?;
         seq = agg
             .aggregate(seq)
-            .into_result()
             .map_err(|e| AggregationError::Failed {
                 aggregator: name.to_string(),
                 sequence: 0,

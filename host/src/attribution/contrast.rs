@@ -97,7 +97,7 @@ pub fn rename_targets(
                 .flatten();
             match c {
                 Some(c) if c.as_str() != t.text.as_str() => {
-                    Token::new(format!("{c}{RENAME_SEPARATOR}{}", t.text), -1)
+                    Token::merged(format!("{c}{RENAME_SEPARATOR}{}", t.text))
                 }
                 _ => t.clone(),
             }
@@ -189,7 +189,7 @@ mod tests {
         let contrast: Vec<String> = ["x", "c", "y"].iter().map(|s| s.to_string()).collect();
         // Position 0 is outside the range, position 2 aligns with an identical token.
         let got = rename_targets(&target, &contrast, &[2, 0, 1, 2], 1, 4);
-        let got: Vec<(String, i64)> = got.iter().map(|t| (t.text.to_string(), t.id)).collect();
+        let got: Vec<(String, i64)> = got.iter().map(|t| (t.text.to_string(), t.id.map_or(-1, i64::from))).collect();
         assert_eq!(
             got,
             vec![

@@ -2,7 +2,8 @@
 
 use candle_core::Tensor;
 use rinseq_sdk::{
-    ErrorCode, GradientResponse, GradientRule, HostModel, InputPoint, PluginError, PointSide, Side,
+    HostApi,
+    ErrorCode, GradientResponse, GradientRule, InputPoint, PluginError, PointSide, Side,
     Tensor as SdkTensor, Wrt,
 };
 
@@ -83,7 +84,7 @@ impl ModelHost<'_> {
                     ModelSide::Encoder,
                     &seq.source_ids,
                     &p.source,
-                    tap_side == Some(Side::SOURCE),
+                    tap_side == Some(Side::Source),
                 )
             })
             .transpose()?;
@@ -91,12 +92,12 @@ impl ModelHost<'_> {
             ModelSide::Decoder,
             &seq.target_ids,
             &p.target,
-            tap_side == Some(Side::TARGET),
+            tap_side == Some(Side::Target),
         )?;
         let layer = match tap {
             None => None,
             Some(tap) => {
-                let on_tap = if tap.side() == Side::SOURCE {
+                let on_tap = if tap.side() == Side::Source {
                     &p.source
                 } else {
                     &p.target
@@ -125,7 +126,7 @@ impl ModelHost<'_> {
     /// Scores (and gradients) for every (point, step) of a request, in row chunks.
     pub(super) fn evaluate(
         &self,
-        sequence: u32,
+        sequence: usize,
         ask: Ask<'_>,
         points: &[InputPoint],
         steps: &[u32],
@@ -137,7 +138,7 @@ impl ModelHost<'_> {
             .find(|&&s| s == 0 || s as usize >= seq.target_ids.len())
         {
             return Err(PluginError::new(
-                ErrorCode::HOST,
+                ErrorCode::Host,
                 format!(
                     "step {s} is outside the target of {} tokens",
                     seq.target_ids.len()
@@ -145,13 +146,8 @@ impl ModelHost<'_> {
             ));
         }
         let deeplift = match ask.rule {
-            GradientRule::STANDARD => false,
-            GradientRule::DEEPLIFT_RESCALE => true,
-            GradientRule(other) => {
-                return Err(PluginError::unsupported(format!(
-                    "gradient rule {other} is unknown to this host (update rinseq)"
-                )))
-            }
+            GradientRule::Standard => false,
+            GradientRule::DeepLiftRescale => true,
         };
         let tap = match ask.wrt {
             Wrt::InputEmbeddings => None,
@@ -243,7 +239,7 @@ impl ModelHost<'_> {
             let r = run_rows(self.model, self.target_fn, &batch, mode)?;
             let done = finished.fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
             if !self.progress((done + rows.len()) as u64, pairs.len() as u64) {
-                return Err(PluginError::new(ErrorCode::CANCELLED, "cancelled"));
+                return Err(PluginError::new(ErrorCode::Cancelled, "cancelled"));
             }
             Ok(r)
         };
@@ -287,7 +283,7 @@ impl ModelHost<'_> {
             )?))
         };
         let (source, target) = match tap {
-            Some(t) if t.side() == Side::SOURCE => (gather(layer_grads)?, None),
+            Some(t) if t.side() == Side::Source => (gather(layer_grads)?, None),
             Some(_) => (None, gather(layer_grads)?),
             None => (
                 gather(src_grads)?,

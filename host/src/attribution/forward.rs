@@ -9,8 +9,7 @@
 use std::cell::RefCell;
 
 use candle_core::{DType, Device, Tensor, Var};
-use rinseq_sdk::abi_stable::std_types::ROption;
-use rinseq_sdk::{ErrorCode, PluginError, StepFunctionBox, StepInput, TensorView};
+use rinseq_sdk::{ErrorCode, PluginError, abi::LoadedStepFunction, StepInput, TensorView};
 
 use super::host_model::host_err;
 use super::layer::LayerTap;
@@ -104,7 +103,7 @@ fn detach_side(s: &SideInput) -> SideInput {
 /// Runs the attributed function over `rows`, differentiating per `mode`.
 pub fn run_rows(
     model: &dyn Model,
-    target_fn: &StepFunctionBox,
+    target_fn: &LoadedStepFunction,
     rows: &Rows<'_>,
     mode: GradMode<'_>,
 ) -> Result<RowResult, PluginError> {
@@ -283,7 +282,7 @@ pub fn run_rows(
 /// The attributed function on the logits `(rows × vocab)` of some rows: the scores, and (when
 /// `want_grad`) d score / d logits `(rows × vocab)`.
 pub fn score_rows(
-    target_fn: &StepFunctionBox,
+    target_fn: &LoadedStepFunction,
     logits: &[f32],
     target_ids: &[u32],
     contrast: Option<&RowContrast>,
@@ -293,11 +292,11 @@ pub fn score_rows(
     let n = target_ids.len();
     let shape = [n, logits.len() / n.max(1)];
     let (contrast_logits, contrast_ids, reused) = match contrast {
-        None => (ROption::RNone, &[][..], false),
+        None => (None, &[][..], false),
         Some(c) => {
             let l = c.logits.as_deref().unwrap_or(logits);
             (
-                ROption::RSome(TensorView::new(&shape, l)?),
+                Some(TensorView::new(&shape, l)?),
                 c.target_ids.as_slice(),
                 c.logits.is_none(),
             )
@@ -308,27 +307,26 @@ pub fn score_rows(
         .map(|s| TensorView::new(&shape, s))
         .collect::<Result<Vec<_>, _>>()?;
     let out = target_fn
-        .compute(StepInput {
+        .compute(&StepInput {
             logits: TensorView::new(&shape, logits)?,
-            target_ids: target_ids.into(),
+            target_ids,
             contrast_logits,
-            contrast_target_ids: contrast_ids.into(),
-            dropout_logits: sample_views.as_slice().into(),
+            contrast_target_ids: contrast_ids,
+            dropout_logits: sample_views,
             want_grad,
-        })
-        .into_result()?;
+        })?;
     let scores = out.scores.to_vec();
     if !want_grad {
         return Ok((scores, None));
     }
-    let mut g = out.grad_logits.into_option().ok_or_else(|| {
+    let mut g = out.grad_logits.ok_or_else(|| {
         PluginError::new(
-            ErrorCode::UNSUPPORTED,
+            ErrorCode::Unsupported,
             "the attributed function returned no gradient: it cannot be an attribution target",
         )
     })?;
     // Reused contrast logits are the same tensor: their gradient adds up.
-    if let (true, ROption::RSome(gc)) = (reused, &out.grad_contrast_logits) {
+    if let (true, Some(gc)) = (reused, &out.grad_contrast_logits) {
         g.data
             .iter_mut()
             .zip(gc.data.iter())

@@ -2,21 +2,17 @@
 //! scores, internals, embeddings) for one batch of encoded sequences.
 
 use candle_core::{DType, Tensor};
-use rinseq_sdk::abi_stable::sabi_trait::TD_Opaque;
-use rinseq_sdk::abi_stable::std_types::{RResult, RStr, RString, RVec};
+use rinseq_sdk::abi::LoadedStepFunction;
 use rinseq_sdk::{
-    EmbedRequest, ErrorCode, GradientRequest, GradientResponse, GradientRule, HostModel,
-    HostModelRef, HostModel_TO, InternalsRequest, InternalsResponse, ModelInfo, PluginError,
-    PointSide, ScoreRequest, Side, StepFunctionBox, Tensor as SdkTensor, Wrt,
+    ErrorCode, Flags, GradientRequest, GradientResponse, GradientRule, HostApi,
+    InternalsRequest, InternalsResponse, ModelInfo, PluginError, PointSide, ScoreRequest, Side,
+    SidePair, Tensor as SdkTensor, TokenId, Wrt,
 };
 
 use super::evaluate::Ask;
 use super::layer::{activation_at, LayerTap};
 use super::sequence::EncodedSequence;
 use crate::models::{Model, ModelKind, Side as ModelSide};
-
-/// The extension that lists the tokenizers' special ids (DIG keeps those tokens fixed).
-pub const SPECIAL_TOKEN_IDS: &str = "special_token_ids";
 
 /// Tokens (rows × sequence length) per batched forward: bounds the activations kept for the
 /// backward pass (about 2.4 MB per token for SmolLM2-135M in f32) while keeping matrix products
@@ -32,11 +28,13 @@ pub struct ModelHost<'a> {
     /// The sequences of this batch.
     pub sequences: &'a [EncodedSequence],
     /// The attributed function.
-    pub target_fn: &'a StepFunctionBox,
+    pub target_fn: &'a LoadedStepFunction,
     /// Monte Carlo dropout forwards the attributed function needs (0: none).
     pub dropout_samples: usize,
-    /// The tokenizers' special ids (the `special_token_ids` extension).
+    /// The tokenizers' special ids (reported in [`ModelInfo`]).
     pub special_ids: Vec<u32>,
+    /// The method's capability flags: a callback it did not declare is refused.
+    pub method_flags: Flags,
     /// Whether target-side attributions are wanted (always for decoder-only models).
     pub attribute_target: bool,
     /// Tokens (rows × length) per batched forward.
@@ -50,7 +48,7 @@ pub struct ModelHost<'a> {
 }
 
 pub(crate) fn host_err(e: impl std::fmt::Display) -> PluginError {
-    PluginError::new(ErrorCode::HOST, e.to_string())
+    PluginError::new(ErrorCode::Host, crate::cli::without_backtrace(&e.to_string()))
 }
 
 pub(super) fn to_sdk(t: &Tensor) -> Result<SdkTensor, PluginError> {
@@ -64,19 +62,14 @@ pub(super) fn to_sdk(t: &Tensor) -> Result<SdkTensor, PluginError> {
 }
 
 impl<'a> ModelHost<'a> {
-    /// The borrowed callback object plugins receive.
-    pub fn as_ref(&self) -> HostModelRef<'_> {
-        HostModel_TO::from_ptr(self, TD_Opaque)
-    }
-
     pub(super) fn decoder_only(&self) -> bool {
         self.model.spec().kind == ModelKind::DecoderOnly
     }
 
-    pub(super) fn seq(&self, i: u32) -> Result<&EncodedSequence, PluginError> {
-        self.sequences.get(i as usize).ok_or_else(|| {
+    pub(super) fn seq(&self, i: usize) -> Result<&EncodedSequence, PluginError> {
+        self.sequences.get(i).ok_or_else(|| {
             PluginError::new(
-                ErrorCode::HOST,
+                ErrorCode::Host,
                 format!(
                     "sequence {i} is out of range (batch of {})",
                     self.sequences.len()
@@ -112,23 +105,14 @@ impl<'a> ModelHost<'a> {
 
     /// An SDK tensor as a candle tensor in the model's dtype.
     pub(super) fn to_candle(&self, t: &SdkTensor) -> Result<Tensor, PluginError> {
+        // The model's dtype is its embeddings' dtype.
+        let dtype = self.embed_ids(ModelSide::Decoder, &[0])?.dtype();
         Tensor::from_slice(&t.data, t.shape.to_vec(), &candle_core::Device::Cpu)
-            .and_then(|x| x.to_dtype(self.dtype()))
+            .and_then(|x| x.to_dtype(dtype))
             .map_err(host_err)
     }
 
-    fn dtype(&self) -> DType {
-        self.embed_ids(ModelSide::Decoder, &[0])
-            .map(|t| t.dtype())
-            .unwrap_or(DType::F32)
-    }
-
-    fn sides(
-        &self,
-        sequence: u32,
-        baseline: bool,
-        wrt: &Wrt,
-    ) -> Result<RVec<SdkTensor>, PluginError> {
+    fn sides(&self, sequence: usize, baseline: bool, wrt: &Wrt) -> Result<SidePair, PluginError> {
         let seq = self.seq(sequence)?;
         let hidden = self.model.spec().hidden_size;
         let (src_ids, tgt_ids) = if baseline {
@@ -154,12 +138,17 @@ impl<'a> ModelHost<'a> {
             let target = self.embed_ids(ModelSide::Decoder, tgt_ids)?;
             let act = to_sdk(&activation_at(self.model, tap, source.as_ref(), &target)?)?;
             let empty = SdkTensor::zeros(vec![0, hidden]);
-            return Ok(if tap.side() == Side::SOURCE {
-                vec![act, empty]
+            return Ok(if tap.side() == Side::Source {
+                SidePair {
+                    source: act,
+                    target: empty,
+                }
             } else {
-                vec![empty, act]
-            }
-            .into());
+                SidePair {
+                    source: empty,
+                    target: act,
+                }
+            });
         }
         let source = if self.decoder_only() {
             SdkTensor::zeros(vec![0, hidden])
@@ -167,107 +156,85 @@ impl<'a> ModelHost<'a> {
             to_sdk(&self.embed_ids(ModelSide::Encoder, src_ids)?)?
         };
         let target = to_sdk(&self.embed_ids(ModelSide::Decoder, tgt_ids)?)?;
-        Ok(vec![source, target].into())
+        Ok(SidePair { source, target })
+    }
+
+    /// Refuses a callback the method did not declare with `flag`.
+    fn require(&self, flag: Flags, call: &str, flag_name: &str) -> Result<(), PluginError> {
+        if self.method_flags.contains(flag) {
+            return Ok(());
+        }
+        Err(PluginError::unsupported(format!(
+            "the method called host.{call}() without declaring Flags::{flag_name} in its \
+             capabilities: add the flag"
+        )))
     }
 }
 
-fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
-    // A host panic must not unwind into plugin frames.
-    rinseq_sdk::author::ffi_guard("the host", f)
-}
-
-impl HostModel for ModelHost<'_> {
+impl HostApi for ModelHost<'_> {
     fn info(&self) -> ModelInfo {
         let s = self.model.spec();
         ModelInfo {
-            name: self.name.as_str().into(),
-            model_type: s.model_type.as_str().into(),
+            name: self.name.clone(),
+            model_type: s.model_type.clone(),
             kind: if self.decoder_only() {
-                rinseq_sdk::ModelKind::DECODER_ONLY
+                rinseq_sdk::ModelKind::DecoderOnly
             } else {
-                rinseq_sdk::ModelKind::ENCODER_DECODER
+                rinseq_sdk::ModelKind::EncoderDecoder
             },
             vocab_size: s.vocab_size,
             hidden_size: s.hidden_size,
             num_layers: s.num_layers,
             encoder_layers: s.encoder_layers,
             num_heads: s.num_heads,
-            tap_names: self
-                .model
-                .tap_names()
-                .into_iter()
-                .map(RString::from)
-                .collect(),
+            tap_names: self.model.tap_names(),
+            special_token_ids: self.special_ids.clone(),
         }
     }
 
-    fn embed(&self, r: &EmbedRequest) -> RResult<SdkTensor, PluginError> {
-        guard(|| {
-            let side = if r.side == Side::SOURCE {
-                ModelSide::Encoder
-            } else {
-                ModelSide::Decoder
-            };
-            to_sdk(&self.embed_ids(side, &r.ids)?)
-        })
+    fn embed(&self, side: Side, ids: &[TokenId]) -> Result<SdkTensor, PluginError> {
+        let side = match side {
+            Side::Source => ModelSide::Encoder,
+            Side::Target => ModelSide::Decoder,
+        };
+        to_sdk(&self.embed_ids(side, ids)?)
     }
 
-    fn inputs(&self, sequence: u32, wrt: &Wrt) -> RResult<RVec<SdkTensor>, PluginError> {
-        guard(|| self.sides(sequence, false, wrt))
+    fn inputs(&self, sequence: usize, wrt: &Wrt) -> Result<SidePair, PluginError> {
+        self.sides(sequence, false, wrt)
     }
 
-    fn baselines(&self, sequence: u32, wrt: &Wrt) -> RResult<RVec<SdkTensor>, PluginError> {
-        guard(|| self.sides(sequence, true, wrt))
+    fn baselines(&self, sequence: usize, wrt: &Wrt) -> Result<SidePair, PluginError> {
+        self.require(Flags::USES_BASELINES, "baselines", "USES_BASELINES")?;
+        self.sides(sequence, true, wrt)
     }
 
-    fn gradients(&self, r: &GradientRequest) -> RResult<GradientResponse, PluginError> {
-        guard(|| {
-            let ask = Ask {
-                wrt: &r.wrt,
-                grad: true,
-                rule: r.rule,
-            };
-            self.evaluate(r.sequence, ask, &r.points, &r.steps)
-        })
+    fn gradients(&self, r: GradientRequest) -> Result<GradientResponse, PluginError> {
+        self.require(Flags::USES_GRADIENTS, "gradients", "USES_GRADIENTS")?;
+        let ask = Ask {
+            wrt: &r.wrt,
+            grad: true,
+            rule: r.rule,
+        };
+        self.evaluate(r.sequence, ask, &r.points, &r.steps)
     }
 
-    fn scores(&self, r: &ScoreRequest) -> RResult<SdkTensor, PluginError> {
-        guard(|| {
-            Ok(self
-                .evaluate(
-                    r.sequence,
-                    Ask {
-                        wrt: &Wrt::InputEmbeddings,
-                        grad: false,
-                        rule: GradientRule::STANDARD,
-                    },
-                    &r.points,
-                    &r.steps,
-                )?
-                .scores)
-        })
+    fn scores(&self, r: ScoreRequest) -> Result<SdkTensor, PluginError> {
+        let ask = Ask {
+            wrt: &Wrt::InputEmbeddings,
+            grad: false,
+            rule: GradientRule::Standard,
+        };
+        Ok(self.evaluate(r.sequence, ask, &r.points, &r.steps)?.scores)
     }
 
-    fn internals(&self, r: &InternalsRequest) -> RResult<InternalsResponse, PluginError> {
-        guard(|| self.run_internals(r))
+    fn internals(&self, r: InternalsRequest) -> Result<InternalsResponse, PluginError> {
+        self.require(Flags::USES_INTERNALS, "internals", "USES_INTERNALS")?;
+        self.run_internals(&r)
     }
 
     /// Forwards to the installed progress reporter; `false` (cancel) after Ctrl-C.
     fn progress(&self, done: u64, total: u64) -> bool {
         crate::progress::report(done, total)
-    }
-
-    /// Extensions: `special_token_ids` answers the tokenizers' special ids as a JSON list.
-    fn extension(&self, name: RStr<'_>, _payload: RStr<'_>) -> RResult<RString, PluginError> {
-        match name.as_str() {
-            SPECIAL_TOKEN_IDS => RResult::ROk(
-                serde_json::to_string(&self.special_ids)
-                    .unwrap_or_default()
-                    .into(),
-            ),
-            _ => RResult::RErr(PluginError::unsupported(format!(
-                "this host has no extension named '{name}' (it has: {SPECIAL_TOKEN_IDS})"
-            ))),
-        }
     }
 }

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 
 use candle_core::Tensor;
-use rinseq_sdk::abi_stable::std_types::RVec;
 use rinseq_sdk::{InternalsRequest, InternalsResponse, InterventionOp, NamedTensor, PluginError};
 
 use super::host_model::{host_err, to_sdk, ModelHost};
@@ -119,7 +118,7 @@ impl ModelHost<'_> {
         let attentions = std::mem::take(&mut taps.attentions);
         let hidden = std::mem::take(&mut taps.hidden_states);
         drop(taps);
-        let named = |v: Vec<(String, Tensor)>| -> Result<RVec<NamedTensor>, PluginError> {
+        let named = |v: Vec<(String, Tensor)>| -> Result<Vec<NamedTensor>, PluginError> {
             v.into_iter()
                 .map(|(n, t)| {
                     Ok(NamedTensor::new(

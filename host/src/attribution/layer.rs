@@ -22,9 +22,9 @@ impl LayerTap<'_> {
     /// The input side the tap belongs to: encoder modules feed the source side.
     pub fn side(&self) -> Side {
         if self.name.starts_with("model.encoder.") || self.name.starts_with("encoder.") {
-            Side::SOURCE
+            Side::Source
         } else {
-            Side::TARGET
+            Side::Target
         }
     }
 

@@ -7,6 +7,7 @@
 //! forwards ([`forward`]) that call the attributed step-function plugin for the target and its
 //! gradient → step scores are recorded → the caller turns the result into Inseq's output model.
 
+pub mod check;
 pub mod contrast;
 pub mod evaluate;
 pub mod forward;
@@ -22,7 +23,7 @@ pub mod step_scores;
 use std::time::Instant;
 
 use rinseq_sdk::{
-    AttributionMethodBox, AttributionRequest, SequenceScores, StepFunctionBox, Token,
+    abi::LoadedMethod, AttributionRequest, SequenceScores, abi::LoadedStepFunction, Token,
 };
 use thiserror::Error;
 
@@ -49,6 +50,9 @@ pub enum AttributionError {
     /// A plugin failed.
     #[error("{0}")]
     Plugin(#[from] rinseq_sdk::PluginError),
+    /// A method's result does not fit its request.
+    #[error("{0}")]
+    BadOutput(String),
 }
 
 /// Options of one attribution run (Inseq's `model.attribute(...)` arguments).
@@ -164,7 +168,7 @@ pub fn encode_batch(
             t.tokens(ids)
                 .into_iter()
                 .zip(ids)
-                .map(|(s, &i)| Token::new(s, i as i64))
+                .map(|(s, &i)| Token::new(s, i))
                 .collect()
         };
         let (source_ids, source_tokens) = if decoder_only {
@@ -366,9 +370,9 @@ pub fn attribute(
     loaded: &LoadedModel,
     model_name: &str,
     sequences: Vec<EncodedSequence>,
-    method: &Instance<AttributionMethodBox>,
-    target_fn: &Instance<StepFunctionBox>,
-    step_scores: &[(String, Instance<StepFunctionBox>)],
+    method: &Instance<LoadedMethod>,
+    target_fn: &Instance<LoadedStepFunction>,
+    step_scores: &[(String, Instance<LoadedStepFunction>)],
     opts: &AttributeOptions,
 ) -> Result<AttributionRun, AttributionError> {
     let start = Instant::now();
@@ -384,6 +388,7 @@ pub fn attribute(
             target_fn: &target_fn.plugin,
             dropout_samples: plan::dropout_samples(target_fn),
             special_ids: special_ids(loaded),
+            method_flags: method.capabilities.flags,
             attribute_target: opts.attribute_target || decoder_only,
             tokens_per_forward: std::env::var("RINSEQ_TOKENS_PER_FORWARD")
                 .ok()
@@ -397,14 +402,14 @@ pub fn attribute(
             sequences: chunk.iter().map(EncodedSequence::to_sdk).collect(),
             attribute_target: host.attribute_target,
         };
-        let result = method.attribute(host.as_ref(), &request).into_result()?;
-        if result.sequences.len() != chunk.len() {
-            return Err(AttributionError::BadInput(format!(
-                "the method returned {} sequences for a batch of {}",
-                result.sequences.len(),
-                chunk.len()
-            )));
-        }
+        let mut result = method.attribute(&host, &request)?;
+        let expected = check::Expected {
+            method: &method.name,
+            kind: method.capabilities.output,
+            encoder_decoder: !decoder_only,
+            attribute_target: host.attribute_target,
+        };
+        check::check_output(&expected, chunk, &mut result)?;
         for (seq, scores) in chunk.iter().zip(result.sequences) {
             let recorded = step_scores::record(loaded.model.as_ref(), seq, step_scores)?;
             out.push(AttributedSequence {

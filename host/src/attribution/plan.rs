@@ -2,7 +2,7 @@
 //! step scores must fit together and fit the options (Inseq raises these as `ValueError`s or
 //! `RuntimeError`s mid-run).
 
-use rinseq_sdk::{AttributionMethodBox, Flags, StepFunctionBox};
+use rinseq_sdk::{abi::LoadedMethod, Flags, abi::LoadedStepFunction};
 
 use super::{AttributeOptions, AttributionError};
 use crate::plugins::Instance;
@@ -12,9 +12,9 @@ const DEFAULT_DROPOUT_SAMPLES: usize = 5;
 
 /// Refuses plans that cannot give a meaningful result.
 pub fn check(
-    method: &Instance<AttributionMethodBox>,
-    target_fn: &Instance<StepFunctionBox>,
-    step_scores: &[(String, Instance<StepFunctionBox>)],
+    method: &Instance<LoadedMethod>,
+    target_fn: &Instance<LoadedStepFunction>,
+    step_scores: &[(String, Instance<LoadedStepFunction>)],
     opts: &AttributeOptions,
     decoder_only: bool,
 ) -> Result<(), AttributionError> {
@@ -61,7 +61,7 @@ pub fn check(
 
 /// How many Monte Carlo dropout forwards a step function needs (0 if none): its `n_mcd_steps`
 /// parameter, by the host contract of [`Flags::NEEDS_DROPOUT_SAMPLES`].
-pub fn dropout_samples(f: &Instance<StepFunctionBox>) -> usize {
+pub fn dropout_samples(f: &Instance<LoadedStepFunction>) -> usize {
     if !f.capabilities.flags.contains(Flags::NEEDS_DROPOUT_SAMPLES) {
         return 0;
     }

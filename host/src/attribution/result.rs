@@ -1,7 +1,6 @@
 //! Turning the loop's result into Inseq's per-sequence view (tokens + tensors), as aggregators and
 //! the output file see it.
 
-use rinseq_sdk::abi_stable::std_types::ROption;
 use rinseq_sdk::{NamedTensor, SequenceAttribution, Tensor};
 
 use super::AttributedSequence;
@@ -18,8 +17,8 @@ pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttr
         .map_or(&seq.target_tokens, |c| &c.renamed_targets);
     let (start, end) = seq.attr_pos;
     let mut scores = a.scores.clone();
-    if let ROption::RSome(t) = &scores.target {
-        scores.target = ROption::RSome(truncate_rows(t, end));
+    if let Some(t) = &scores.target {
+        scores.target = Some(truncate_rows(t, end));
     }
     for (name, values) in &a.step_scores {
         if let Ok(t) = Tensor::new(vec![values.len()], values.clone()) {
@@ -55,13 +54,14 @@ fn truncate_rows(t: &Tensor, rows: usize) -> Tensor {
 }
 
 /// Inseq's output class for a method's output kind.
-pub fn sequence_class(kind: rinseq_sdk::OutputKind) -> crate::output::SequenceClass {
+pub fn sequence_class(kind: Option<rinseq_sdk::OutputKind>) -> crate::output::SequenceClass {
     use crate::output::SequenceClass;
+    use rinseq_sdk::OutputKind;
     match kind {
-        rinseq_sdk::OutputKind::GRANULAR => SequenceClass::Granular,
-        rinseq_sdk::OutputKind::COARSE => SequenceClass::Coarse,
-        rinseq_sdk::OutputKind::MULTI_DIMENSIONAL => SequenceClass::MultiDimensional,
-        _ => SequenceClass::Base,
+        Some(OutputKind::Granular) => SequenceClass::Granular,
+        Some(OutputKind::Coarse) => SequenceClass::Coarse,
+        Some(OutputKind::MultiDimensional { .. }) => SequenceClass::MultiDimensional,
+        None => SequenceClass::Base,
     }
 }
 

@@ -3,7 +3,7 @@
 use rinseq_sdk::Token;
 
 /// An encoded sequence, ready to attribute.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EncodedSequence {
     /// Encoder ids (encoder-decoder models); empty for decoder-only models.
     pub source_ids: Vec<u32>,

@@ -15,7 +15,7 @@
 
 use candle_core::Tensor;
 use rayon::prelude::*;
-use rinseq_sdk::{ErrorCode, GradientResponse, HostModel, PluginError, Tensor as SdkTensor};
+use rinseq_sdk::{HostApi, ErrorCode, GradientResponse, PluginError, Tensor as SdkTensor};
 
 use super::forward::{score_rows, RowContrast};
 use super::host_model::{host_err, to_sdk, ModelHost};
@@ -161,7 +161,7 @@ impl ModelHost<'_> {
                 };
                 let so_far = done.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 if !self.progress(so_far + n as u64, total) {
-                    return Err(PluginError::new(ErrorCode::CANCELLED, "cancelled"));
+                    return Err(PluginError::new(ErrorCode::Cancelled, "cancelled"));
                 }
                 Ok(BatchResult { scores, grad })
             };

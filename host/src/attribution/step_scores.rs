@@ -2,8 +2,7 @@
 //! with the contrast input's logits for contrastive functions.
 
 use candle_core::{DType, Device, Tensor};
-use rinseq_sdk::abi_stable::std_types::ROption;
-use rinseq_sdk::{StepFunctionBox, StepInput, TensorView};
+use rinseq_sdk::{abi::LoadedStepFunction, StepInput, TensorView};
 
 use super::host_model::host_err;
 use super::sequence::EncodedSequence;
@@ -64,7 +63,7 @@ fn forward_at(
 pub fn record(
     model: &dyn Model,
     seq: &EncodedSequence,
-    fns: &[(String, Instance<StepFunctionBox>)],
+    fns: &[(String, Instance<LoadedStepFunction>)],
 ) -> Result<Vec<(String, Vec<f32>)>, AttributionError> {
     if fns.is_empty() {
         return Ok(Vec::new());
@@ -105,19 +104,18 @@ pub fn record(
             .map(|s| TensorView::new(&shape, s))
             .collect::<Result<Vec<_>, _>>()?;
         let (contrast_logits, contrast_ids) = match &contrast {
-            Some((v, ids)) => (ROption::RSome(TensorView::new(&shape, v)?), ids.as_slice()),
-            None => (ROption::RNone, &[][..]),
+            Some((v, ids)) => (Some(TensorView::new(&shape, v)?), ids.as_slice()),
+            None => (None, &[][..]),
         };
         let r = f
-            .compute(StepInput {
+            .compute(&StepInput {
                 logits: TensorView::new(&shape, &values)?,
-                target_ids: targets.as_slice().into(),
+                target_ids: targets.as_slice(),
                 contrast_logits,
-                contrast_target_ids: contrast_ids.into(),
-                dropout_logits: sample_views.as_slice().into(),
+                contrast_target_ids: contrast_ids,
+                dropout_logits: sample_views,
                 want_grad: false,
-            })
-            .into_result()?;
+            })?;
         out.push((name.clone(), r.scores.to_vec()));
     }
     Ok(out)

@@ -199,12 +199,7 @@ pub fn plugins(
         let aggregators = method
             .capabilities
             .default_aggregation
-            .as_str()
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(String::from)
-            .collect();
+            .clone();
         AggregationSpec {
             aggregators,
             ..user_aggregation

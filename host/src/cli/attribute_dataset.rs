@@ -32,13 +32,6 @@ use crate::views;
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// `X (rinseq-sdk Y)`, as `rinseq --version` prints it.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (rinseq-sdk ",
-    env!("RINSEQ_SDK_VERSION"),
-    ")"
-);
 
 /// Examples per batch with `--out-dir` when `--batch-size` is not given (bounds memory and
 /// the work a kill loses).
@@ -252,7 +245,7 @@ fn run_out_dir(
         compress: flags.compress,
         model: flags.model.clone(),
         model_type: attributor.loaded.spec.model_type.clone(),
-        rinseq_version: VERSION.to_string(),
+        rinseq_version: super::version_line().to_string(),
         plugins: attributor
             .plugins
             .versions()
@@ -261,12 +254,12 @@ fn run_out_dir(
             .collect(),
     };
     let manifest = manifest.create_or_check(dir)?;
-    if manifest.rinseq_version != VERSION {
+    if manifest.rinseq_version != super::version_line() {
         eprintln!(
             "warning: {} was started by rinseq {}; this is rinseq {}",
             dir.display(),
             manifest.rinseq_version,
-            VERSION
+            super::version_line()
         );
     }
     let store = ExampleStore::new(dir, manifest.compress);

@@ -16,7 +16,7 @@ use crate::models::ModelKind;
 use crate::output::{FeatureAttributionOutput, SequenceClass, TokenWithId};
 use crate::plugins::{Instance, PluginKind, PluginRegistry, PluginSources};
 use crate::source::SourceConfig;
-use rinseq_sdk::{AttributionMethodBox, StepFunctionBox};
+use rinseq_sdk::{abi::LoadedMethod, abi::LoadedStepFunction};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -25,11 +25,11 @@ pub struct AttributionPlugins {
     /// The loaded registry (aggregators for the views come from it too).
     pub registry: PluginRegistry,
     /// The attribution method.
-    pub method: Instance<AttributionMethodBox>,
+    pub method: Instance<LoadedMethod>,
     /// The attributed function.
-    pub target_fn: Instance<StepFunctionBox>,
+    pub target_fn: Instance<LoadedStepFunction>,
     /// The recorded step functions, by name.
-    pub step_fns: Vec<(String, Instance<StepFunctionBox>)>,
+    pub step_fns: Vec<(String, Instance<LoadedStepFunction>)>,
     /// The routed `--attribution-kwargs`: method, attributed function, then each step score.
     pub params: Vec<Value>,
     /// The host-level contrastive arguments.
@@ -72,7 +72,7 @@ impl AttributionPlugins {
             .capabilities;
         Ok(Self {
             class: sequence_class(capabilities.output),
-            default_aggregation: capabilities.default_aggregation.as_str().to_string(),
+            default_aggregation: capabilities.default_aggregation.join(","),
             registry,
             method,
             target_fn,

@@ -9,6 +9,7 @@ pub mod attributor;
 pub mod generate;
 pub mod load;
 pub mod merge;
+pub mod new_plugin;
 pub mod paths;
 pub mod plugins;
 pub mod progress;
@@ -60,6 +61,9 @@ pub enum Command {
     Diff(aggregate::DiffArgs),
     /// Show a saved attribution file: console heatmap, HTML, SVG, PNG, CSV or LaTeX.
     Show(show::ShowArgs),
+    /// Write a new out-of-tree plugin crate (method, step function or aggregator) that builds
+    /// and loads with --plugin.
+    NewPlugin(new_plugin::NewPluginArgs),
     /// List or describe the loaded plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -67,14 +71,16 @@ pub enum Command {
     Run(run::RunArgs),
 }
 
-/// `rinseq X (rinseq-sdk Y)`.
-fn version_line() -> &'static str {
-    concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (rinseq-sdk ",
-        env!("RINSEQ_SDK_VERSION"),
-        ")"
-    )
+/// `X (rinseq-sdk Y)`, as `rinseq --version` prints it (Y is the SDK crate's own version).
+pub fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{} (rinseq-sdk {})",
+            env!("CARGO_PKG_VERSION"),
+            rinseq_sdk::SDK_VERSION
+        )
+    })
 }
 
 impl Cli {
@@ -111,6 +117,11 @@ pub fn builtin_registry() -> Option<PathBuf> {
 /// Runs the CLI and returns the process exit code. Errors print as one line on stderr; a panic
 /// is caught and reported rather than shown as a backtrace.
 pub fn main() -> i32 {
+    // Errors are one line: candle attaches a backtrace to its errors whenever RUST_BACKTRACE is
+    // set, unless RUST_LIB_BACKTRACE says otherwise (panics keep RUST_BACKTRACE's setting).
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     crate::models::ops::init_cpu_threads();
     let cli = Cli::parse();
     let result = std::panic::catch_unwind(|| run(&cli));
@@ -122,17 +133,34 @@ pub fn main() -> i32 {
             progress::INTERRUPTED_EXIT_CODE
         }
         Ok(Err(e)) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", without_backtrace(&e.to_string()));
             1
         }
         Err(payload) => {
             eprintln!(
                 "error: internal error: {} (please report this)",
-                rinseq_sdk::author::panic_message(&*payload)
+                rinseq_sdk::abi::guest::panic_message(&*payload)
             );
             101
         }
     }
+}
+
+/// `message` without backtrace lines (`stack backtrace:`, numbered frames, `at file:line`),
+/// which some library errors append when backtraces are enabled.
+pub fn without_backtrace(message: &str) -> String {
+    let frame = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("stack backtrace:")
+            || t.starts_with("at ")
+            || t.split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    message
+        .lines()
+        .filter(|l| !frame(l) && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs one parsed command.
@@ -146,7 +174,20 @@ pub fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Aggregate(args) => aggregate::run(args, &cli.plugin_sources()),
         Command::Diff(args) => aggregate::run_diff(args, &cli.plugin_sources()),
         Command::Show(args) => show::run(args, &cli.plugin_sources()),
+        Command::NewPlugin(args) => new_plugin::run(args),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.plugin_sources()),
         Command::Run(args) => run::run(args, &cli.plugin_sources()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_backtrace;
+
+    #[test]
+    fn backtraces_are_cut_from_messages() {
+        let msg = "shape mismatch in cat for dim 1\nstack backtrace:\n   0: candle_core::error::Error::bt\n             at /src/error.rs:260:25\n   1: rinseq::main";
+        assert_eq!(without_backtrace(msg), "shape mismatch in cat for dim 1");
+        assert_eq!(without_backtrace("plain: one line"), "plain: one line");
     }
 }

@@ -136,18 +136,21 @@ fn describe(reg: &PluginRegistry, p: &RegisteredPlugin) -> String {
             flags.join(", ")
         }
     ));
-    if caps.output.0 != 0 {
-        s.push_str(&format!("  output: {}", caps.output.name()));
-        if caps.extra_dims > 0 {
-            s.push_str(&format!(" ({} extra dimensions)", caps.extra_dims));
+    if let Some(output) = caps.output {
+        s.push_str(&format!("  output: {}", output.name()));
+        if let rinseq_sdk::OutputKind::MultiDimensional { extra_dims } = output {
+            s.push_str(&format!(" ({extra_dims} extra dimensions)"));
         }
         s.push('\n');
     }
     if !caps.default_aggregation.is_empty() {
         s.push_str(&format!(
             "  default aggregation: {}\n",
-            caps.default_aggregation
+            caps.default_aggregation.join(", ")
         ));
+    }
+    if let Some(span) = &caps.span_aggregation {
+        s.push_str(&format!("  span aggregation: {span}\n"));
     }
     s.push_str(&parameters(d.params_schema.as_str(), &p.defaults));
     s

@@ -3,7 +3,7 @@
 //! token. Inseq runs its `dummy` method with `step_scores=[metric]`; rinseq records the step
 //! score alone (the same forwards, no attribution).
 
-use rinseq_sdk::StepFunctionBox;
+use rinseq_sdk::abi::LoadedStepFunction;
 
 use super::text::Texts;
 use super::ContextError;
@@ -46,7 +46,7 @@ pub fn run(
     loaded: &LoadedModel,
     texts: &Texts<'_>,
     t: &CtiTexts<'_>,
-    metric: &[(String, Instance<StepFunctionBox>)],
+    metric: &[(String, Instance<LoadedStepFunction>)],
     generation: &GenerationParams,
 ) -> Result<Cti, ContextError> {
     let enc_dec = texts.encoder_decoder();

@@ -1,7 +1,7 @@
 //! The whole context attribution (Inseq's `attribute_context_with_model`): prepare the outputs,
 //! tokenize, CTI, selection, CCI for every selected token.
 
-use rinseq_sdk::{AttributionMethodBox, StepFunctionBox};
+use rinseq_sdk::{abi::LoadedMethod, abi::LoadedStepFunction};
 
 use super::cci::{self, Selected};
 use super::cti::{self, CtiTexts};
@@ -19,13 +19,13 @@ pub struct ContextPlugins {
     /// The registry (aggregators for CCI).
     pub registry: PluginRegistry,
     /// The CCI method.
-    pub method: Instance<AttributionMethodBox>,
+    pub method: Instance<LoadedMethod>,
     /// The CCI attributed function (`probability` when none was given).
-    pub target_fn: Instance<StepFunctionBox>,
+    pub target_fn: Instance<LoadedStepFunction>,
     /// Whether an attributed function was given (Inseq contrasts only then).
     pub attributed_fn_given: bool,
     /// The CTI metric, one entry named by its plugin name.
-    pub metric: Vec<(String, Instance<StepFunctionBox>)>,
+    pub metric: Vec<(String, Instance<LoadedStepFunction>)>,
     /// The aggregation of CCI attributions before the context scores are read.
     pub aggregation: AggregationSpec,
 }

@@ -7,7 +7,7 @@ use super::model::{FeatureAttributionSequenceOutput, ScoreMap, SequenceClass, To
 
 impl From<&Token> for TokenWithId {
     fn from(t: &Token) -> Self {
-        Self::new(t.text.as_str(), t.id)
+        Self::new(t.text.as_str(), t.id.map_or(-1, i64::from))
     }
 }
 
@@ -19,20 +19,26 @@ impl From<Token> for TokenWithId {
 
 impl From<&TokenWithId> for Token {
     fn from(t: &TokenWithId) -> Self {
-        Token::new(t.token.as_str(), t.id)
+        Token {
+            text: t.token.clone(),
+            id: u32::try_from(t.id).ok(),
+        }
     }
 }
 
 impl From<TokenWithId> for Token {
     fn from(t: TokenWithId) -> Self {
-        Token::new(t.token, t.id)
+        Token {
+            text: t.token,
+            id: u32::try_from(t.id).ok(),
+        }
     }
 }
 
 fn to_map(named: impl IntoIterator<Item = NamedTensor>) -> ScoreMap {
     named
         .into_iter()
-        .map(|n| (n.name.into_string(), n.tensor))
+        .map(|n| (n.name, n.tensor))
         .collect()
 }
 
@@ -56,8 +62,8 @@ impl FeatureAttributionSequenceOutput {
         Self {
             source: source.into_iter().map(TokenWithId::from).collect(),
             target: target.into_iter().map(TokenWithId::from).collect(),
-            source_attributions: scores.source.into_option(),
-            target_attributions: scores.target.into_option(),
+            source_attributions: scores.source,
+            target_attributions: scores.target,
             step_scores: to_map(scores.step_scores),
             sequence_scores: Some(to_map(scores.sequence_scores)),
             attr_pos_start,

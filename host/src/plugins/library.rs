@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use rinseq_sdk::{PluginDescriptor, PluginLibRef, SDK_VERSION};
+use rinseq_sdk::abi::{Descriptor, PluginLibRef};
+use rinseq_sdk::SDK_VERSION;
 
 use super::error::PluginLoadError;
 
@@ -23,7 +24,7 @@ pub struct LoadedLibrary {
     /// The compiler that built it.
     pub rustc_version: String,
     /// Its plugins.
-    pub descriptors: Vec<PluginDescriptor>,
+    pub descriptors: Vec<Descriptor>,
 }
 
 /// Loads the library at `path`. Always through `lib_header_from_path(..).init_root_module()`:
@@ -48,7 +49,10 @@ pub fn load_library(name: &str, path: &Path) -> Result<LoadedLibrary, PluginLoad
     let root: PluginLibRef = header
         .init_root_module::<PluginLibRef>()
         .map_err(|e| classify(name, &path, e, Some(plugin_sdk)))?;
-    let descriptors = (root.plugins())().into_vec();
+    let descriptors = (root.plugins())()
+        .into_iter()
+        .map(Descriptor::from)
+        .collect();
     Ok(LoadedLibrary {
         name: name.to_string(),
         path,

@@ -4,11 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use abi_stable::std_types::RStr;
-use rinseq_sdk::{
-    AggregatorBox, AttributionMethodBox, ErrorCode, PluginDescriptor, PluginError, PluginFactory,
-    StepFunctionBox,
-};
+use rinseq_sdk::abi::{Descriptor, LoadedAggregator, LoadedMethod, LoadedStepFunction};
+use rinseq_sdk::{ErrorCode, PluginError};
 use serde_json::Value;
 
 use super::error::PluginLoadError;
@@ -29,11 +26,11 @@ pub enum PluginKind {
 
 impl PluginKind {
     /// The kind of a descriptor.
-    pub fn of(d: &PluginDescriptor) -> Self {
-        match d.factory {
-            PluginFactory::Attribution(_) => Self::Attribution,
-            PluginFactory::StepFunction(_) => Self::StepFunction,
-            PluginFactory::Aggregator(_) => Self::Aggregator,
+    pub fn of(d: &Descriptor) -> Self {
+        match d.kind() {
+            rinseq_sdk::abi::PluginKind::Attribution => Self::Attribution,
+            rinseq_sdk::abi::PluginKind::StepFunction => Self::StepFunction,
+            rinseq_sdk::abi::PluginKind::Aggregator => Self::Aggregator,
         }
     }
 }
@@ -103,7 +100,7 @@ pub struct RegisteredPlugin {
     /// Its kind.
     pub kind: PluginKind,
     /// What the library says about it.
-    pub descriptor: PluginDescriptor,
+    pub descriptor: Descriptor,
     /// Index of its library in [`PluginRegistry::libraries`].
     pub library: usize,
     /// Default parameters from the registry, under the caller's.
@@ -292,12 +289,9 @@ impl PluginRegistry {
         &self,
         name: &str,
         params: &Value,
-    ) -> Result<Instance<AttributionMethodBox>, PluginLoadError> {
+    ) -> Result<Instance<LoadedMethod>, PluginLoadError> {
         let p = self.find(PluginKind::Attribution, name)?;
-        match p.descriptor.factory {
-            PluginFactory::Attribution(f) => instance(p, params, f),
-            _ => unreachable!("kind checked by find"),
-        }
+        instance(p, params, Descriptor::attribution)
     }
 
     /// Instantiates a step function with `params` (merged over the registry defaults).
@@ -305,61 +299,64 @@ impl PluginRegistry {
         &self,
         name: &str,
         params: &Value,
-    ) -> Result<Instance<StepFunctionBox>, PluginLoadError> {
+    ) -> Result<Instance<LoadedStepFunction>, PluginLoadError> {
         let p = self.find(PluginKind::StepFunction, name)?;
-        match p.descriptor.factory {
-            PluginFactory::StepFunction(f) => instance(p, params, f),
-            _ => unreachable!("kind checked by find"),
-        }
+        instance(p, params, Descriptor::step_function)
     }
 
     /// Instantiates an aggregator with `params` (merged over the registry defaults).
-    pub fn aggregator(&self, name: &str, params: &Value) -> Result<AggregatorBox, PluginLoadError> {
+    pub fn aggregator(
+        &self,
+        name: &str,
+        params: &Value,
+    ) -> Result<LoadedAggregator, PluginLoadError> {
         let p = self.find(PluginKind::Aggregator, name)?;
-        match p.descriptor.factory {
-            PluginFactory::Aggregator(f) => instantiate(p, params, f),
-            _ => unreachable!("kind checked by find"),
-        }
+        instantiate(p, params, Descriptor::aggregator)
     }
 }
+
+/// A descriptor's kind-specific constructor (`Ok(None)` for another kind).
+type Build<T> = fn(&Descriptor, &str) -> Result<Option<T>, PluginError>;
 
 /// [`instantiate`] with the name, capabilities and parameters kept beside the plugin.
 fn instance<T>(
     p: &RegisteredPlugin,
     params: &Value,
-    factory: extern "C" fn(RStr<'_>) -> abi_stable::std_types::RResult<T, PluginError>,
+    build: Build<T>,
 ) -> Result<Instance<T>, PluginLoadError> {
     Ok(Instance {
-        name: p.descriptor.name.to_string(),
+        name: p.descriptor.name.clone(),
         capabilities: p.descriptor.capabilities.clone(),
         params: merge(&p.defaults, params),
-        plugin: instantiate(p, params, factory)?,
+        plugin: instantiate(p, params, build)?,
     })
 }
 
 fn instantiate<T>(
     p: &RegisteredPlugin,
     params: &Value,
-    factory: extern "C" fn(RStr<'_>) -> abi_stable::std_types::RResult<T, PluginError>,
+    build: Build<T>,
 ) -> Result<T, PluginLoadError> {
     let merged = merge(&p.defaults, params);
-    let json = merged.to_string();
-    factory(RStr::from_str(&json)).into_result().map_err(|e| {
-        let (kind, name) = (p.kind.to_string(), p.descriptor.name.to_string());
-        if e.code == ErrorCode::INVALID_PARAMS {
-            PluginLoadError::BadParams {
-                kind,
-                name,
-                message: e.message.to_string(),
-            }
-        } else {
-            PluginLoadError::Factory {
-                kind,
-                name,
-                message: e.to_string(),
-            }
-        }
-    })
+    let (kind, name) = (p.kind.to_string(), p.descriptor.name.clone());
+    match build(&p.descriptor, &merged.to_string()) {
+        Ok(Some(plugin)) => Ok(plugin),
+        Ok(None) => Err(PluginLoadError::Factory {
+            kind,
+            name,
+            message: "the library describes it as another kind of plugin".into(),
+        }),
+        Err(e) if e.code == ErrorCode::InvalidParams => Err(PluginLoadError::BadParams {
+            kind,
+            name,
+            message: e.message,
+        }),
+        Err(e) => Err(PluginLoadError::Factory {
+            kind,
+            name,
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// `over`'s keys replace `base`'s (both JSON objects; `null` means empty).

@@ -1,6 +1,7 @@
 //! The ABI-stable surface: plugin traits, the host callback trait, descriptors and the root
-//! module. Everything here is frozen within a `0.y` SDK series (see the crate docs): any change
-//! is a minor-version bump, after which plugins must be rebuilt.
+//! module, all over the [`super::wire`] types. Everything here is frozen within a `0.y` SDK
+//! series (see the crate docs): any change is a minor-version bump, after which plugins must be
+//! rebuilt.
 #![allow(non_local_definitions)] // abi_stable 0.11's macro output trips this lint on new rustc
 
 use abi_stable::library::RootModule;
@@ -8,48 +9,34 @@ use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
 use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
 
-use crate::capabilities::Capabilities;
-use crate::data::{AttributionOutput, AttributionRequest, ModelInfo, SequenceAttribution};
-use crate::error::PluginError;
-use crate::requests::{
-    EmbedRequest, GradientRequest, GradientResponse, InternalsRequest, InternalsResponse,
-    ScoreRequest,
+use super::wire::{
+    AttributionOutput, AttributionRequest, Capabilities, GradientRequest, GradientResponse,
+    InternalsRequest, InternalsResponse, ModelInfo, PluginError, ScoreRequest,
+    SequenceAttribution, SidePair, StepInput, StepOutput, Tensor, Wrt,
 };
-use crate::step::{StepInput, StepOutput};
-use crate::tensor::Tensor;
+use crate::data::{Side, TokenId};
 
 /// The host side of the boundary: what a method may ask of the model.
 #[sabi_trait]
 pub trait HostModel: Sync {
     /// Facts about the model.
     fn info(&self) -> ModelInfo;
-    /// Embeds token ids: `(len, hidden)`.
-    fn embed(&self, request: &EmbedRequest) -> RResult<Tensor, PluginError>;
-    /// The current sequence's actual inputs (or layer activations) on both sides for `wrt`, as
-    /// `[source, target]` `(len, hidden)` tensors (source is empty for decoder-only models).
-    fn inputs(
-        &self,
-        sequence: u32,
-        wrt: &crate::requests::Wrt,
-    ) -> RResult<RVec<Tensor>, PluginError>;
-    /// Baseline inputs on both sides, like [`HostModel::inputs`] (UNK embeddings, EOS kept).
-    fn baselines(
-        &self,
-        sequence: u32,
-        wrt: &crate::requests::Wrt,
-    ) -> RResult<RVec<Tensor>, PluginError>;
+    /// Embeds token ids on one side: `(len, hidden)`.
+    fn embed(&self, side: Side, ids: abi_stable::std_types::RSlice<'_, TokenId>)
+        -> RResult<Tensor, PluginError>;
+    /// The sequence's actual inputs (or layer activations) on both sides.
+    fn inputs(&self, sequence: u64, wrt: &Wrt) -> RResult<SidePair, PluginError>;
+    /// Baseline inputs on both sides.
+    fn baselines(&self, sequence: u64, wrt: &Wrt) -> RResult<SidePair, PluginError>;
     /// Gradients of the attributed function at many points and steps.
-    fn gradients(&self, request: &GradientRequest) -> RResult<GradientResponse, PluginError>;
+    fn gradients(&self, request: GradientRequest) -> RResult<GradientResponse, PluginError>;
     /// Attributed-function scores of many (perturbed) points and steps, `(points, steps)`.
-    fn scores(&self, request: &ScoreRequest) -> RResult<Tensor, PluginError>;
+    fn scores(&self, request: ScoreRequest) -> RResult<Tensor, PluginError>;
     /// One forward with recorded internals and optional interventions.
-    fn internals(&self, request: &InternalsRequest) -> RResult<InternalsResponse, PluginError>;
+    fn internals(&self, request: InternalsRequest) -> RResult<InternalsResponse, PluginError>;
     /// Reports progress; returns `false` when the user cancelled.
-    fn progress(&self, done: u64, total: u64) -> bool;
-    /// Forward-compatible escape hatch: a named request with a JSON payload and JSON answer.
-    /// Hosts answer `UNSUPPORTED` for names they do not know.
     #[sabi(last_prefix_field)]
-    fn extension(&self, name: RStr<'_>, payload_json: RStr<'_>) -> RResult<RString, PluginError>;
+    fn progress(&self, done: u64, total: u64) -> bool;
 }
 
 /// A borrowed host handle, as passed to [`AttributionMethod::attribute`].
@@ -63,23 +50,25 @@ pub trait AttributionMethod: Send + Sync {
     fn attribute(
         &self,
         host: HostModelRef<'_>,
-        request: &AttributionRequest,
+        request: AttributionRequest,
     ) -> RResult<AttributionOutput, PluginError>;
 }
 
-/// A step function (probability, entropy, contrastive differences...): a score per batch row,
-/// and its gradient with respect to the logits so that the host can backpropagate it.
+/// A step function: a score per batch row, and its gradient with respect to the logits so that
+/// the host can backpropagate it.
 #[sabi_trait]
 pub trait StepFunction: Send + Sync {
+    /// How many Monte Carlo dropout forwards `compute` needs (0: none).
+    fn dropout_samples(&self) -> u32;
     /// Scores (and, when `input.want_grad`, d score / d logits).
     #[sabi(last_prefix_field)]
     fn compute(&self, input: StepInput<'_>) -> RResult<StepOutput, PluginError>;
 }
 
-/// An aggregator: turns one attributed sequence into another (reduce dimensions, merge spans...).
+/// An aggregator: turns one attributed sequence into another.
 #[sabi_trait]
 pub trait Aggregator: Send + Sync {
-    /// Aggregates `sequence` (taken by value so that in-place aggregators reuse buffers).
+    /// Aggregates `sequence`.
     #[sabi(last_prefix_field)]
     fn aggregate(&self, sequence: SequenceAttribution)
         -> RResult<SequenceAttribution, PluginError>;
