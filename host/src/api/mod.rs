@@ -6,9 +6,11 @@
 //! [`Attribution`], which saves Inseq's JSON and aggregates. The `rinseq attribute`,
 //! `attribute-dataset` and `attribute-context` commands run through this module.
 //!
-//! Files: [`options`] (load options), [`model`], [`request`], [`plugins`] (method and step
-//! functions with routed arguments), [`contrast`], [`info`] (Inseq's `info` record),
-//! [`output`], [`error`].
+//! Files: [`options`] (load options), [`model`], [`request`] (the builder), [`run`],
+//! [`plugins`] (method and step functions with routed arguments), [`contrast`], [`info`]
+//! (Inseq's `info` record), [`output`], [`error`].
+
+#![warn(missing_docs)]
 
 pub mod contrast;
 pub mod error;
@@ -18,6 +20,7 @@ pub mod options;
 pub mod output;
 pub mod plugins;
 pub mod request;
+pub mod run;
 
 pub use contrast::Contrast;
 pub use error::ApiError;
@@ -41,6 +44,18 @@ pub type GenerationKwargs = crate::generation::GenerationConfig;
 /// use rinseq::{load_model, AggregationSpec, GenerationKwargs};
 ///
 /// # fn main() -> Result<(), rinseq::ApiError> {
+/// # // The built-in registry's plugin libraries, built as the tests build them (cargo, same
+/// # // target folder and profile as this doctest), so that a fresh checkout passes too.
+/// # let mut cargo = std::process::Command::new(env!("CARGO"));
+/// # cargo.arg("build").arg("--manifest-path");
+/// # cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
+/// # for p in ["rinseq-step-functions", "rinseq-aggregators", "rinseq-gradient-methods"] {
+/// #     cargo.args(["-p", p]);
+/// # }
+/// # if !cfg!(debug_assertions) {
+/// #     cargo.arg("--release");
+/// # }
+/// # assert!(cargo.status().unwrap().success(), "building the plugins failed");
 /// // A tiny random GPT-2 of the test fixtures; plugins from the built-in registry.toml
 /// // (built with `cargo build --workspace`).
 /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/models/gpt2");

@@ -1,34 +1,30 @@
 //! [`AttributeRequest`]: the arguments of one attribution (Inseq's `model.attribute(...)`),
-//! set with builder methods and run with [`AttributeRequest::run`].
+//! set with builder methods and run with [`AttributeRequest::run`] (in [`super::run`]).
 
 use serde_json::{Map, Value};
 
 use super::contrast::Contrast;
-use super::info::{info, InfoFields};
-use super::output::Attribution;
-use super::plugins::{PluginChoice, Plugins};
-use super::{ApiError, AttributionModel};
-use crate::attribution::result::to_output;
-use crate::attribution::{attribute, encode_batch, AttributeOptions};
-use crate::generation::{GenerationConfig, GenerationParams};
-use crate::output::TokenWithId;
+use super::plugins::Plugins;
+use super::AttributionModel;
+use crate::attribution::AttributeOptions;
+use crate::generation::GenerationConfig;
 
 /// One attribution of [`AttributionModel::attribute`]: inputs, forced targets, plugins and
 /// options. Defaults are Inseq's: generation, the model's method, `probability` attributed.
 pub struct AttributeRequest<'m> {
-    model: &'m AttributionModel,
-    inputs: Vec<String>,
-    generated_texts: Vec<String>,
-    method: Option<String>,
-    attributed_fn: String,
-    step_scores: Vec<String>,
-    attribution_args: Map<String, Value>,
-    generation: Value,
-    options: AttributeOptions,
-    output_step_attributions: bool,
-    contrast: Option<Contrast>,
-    rows: Option<Vec<usize>>,
-    plugins: Option<&'m Plugins>,
+    pub(super) model: &'m AttributionModel,
+    pub(super) inputs: Vec<String>,
+    pub(super) generated_texts: Vec<String>,
+    pub(super) method: Option<String>,
+    pub(super) attributed_fn: String,
+    pub(super) step_scores: Vec<String>,
+    pub(super) attribution_args: Value,
+    pub(super) generation: Value,
+    pub(super) options: AttributeOptions,
+    pub(super) output_step_attributions: bool,
+    pub(super) contrast: Option<Contrast>,
+    pub(super) rows: Option<Vec<usize>>,
+    pub(super) plugins: Option<&'m Plugins>,
 }
 
 impl<'m> AttributeRequest<'m> {
@@ -41,7 +37,7 @@ impl<'m> AttributeRequest<'m> {
             method: None,
             attributed_fn: "probability".into(),
             step_scores: Vec::new(),
-            attribution_args: Map::new(),
+            attribution_args: Value::Object(Map::new()),
             generation: Value::Object(Map::new()),
             options: AttributeOptions::default(),
             output_step_attributions: false,
@@ -79,11 +75,7 @@ impl<'m> AttributeRequest<'m> {
     /// goes to the plugins with a parameter of that name; contrastive keys to the host). A
     /// value that is not an object fails in [`AttributeRequest::run`].
     pub fn attribution_args(mut self, args: Value) -> Self {
-        self.attribution_args = match args {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            other => Map::from_iter([(NOT_AN_OBJECT.to_string(), other)]),
-        };
+        self.attribution_args = args;
         self
     }
 
@@ -178,7 +170,8 @@ impl<'m> AttributeRequest<'m> {
         self
     }
 
-    /// Keep Inseq's per-step attributions in [`Attribution::into_output`] and saved files.
+    /// Keep Inseq's per-step attributions in
+    /// [`Attribution::into_output`](super::Attribution::into_output) and saved files.
     pub fn output_step_attributions(mut self, on: bool) -> Self {
         self.output_step_attributions = on;
         self
@@ -201,111 +194,4 @@ impl<'m> AttributeRequest<'m> {
     fn contrast_mut(&mut self) -> &mut Contrast {
         self.contrast.get_or_insert_with(Contrast::default)
     }
-
-    /// The plugins this request names (method, functions, args).
-    pub fn plugin_choice(&self) -> PluginChoice {
-        PluginChoice {
-            method: self
-                .method
-                .clone()
-                .unwrap_or_else(|| self.model.method().to_string()),
-            attributed_fn: self.attributed_fn.clone(),
-            step_scores: self.step_scores.clone(),
-            kwargs: self.attribution_args.clone(),
-        }
-    }
-
-    /// Generates (or forces) the targets, attributes every step and returns Inseq's output.
-    pub fn run(self) -> Result<Attribution, ApiError> {
-        if let Some(v) = self.attribution_args.get(NOT_AN_OBJECT) {
-            return Err(ApiError::Invalid(format!(
-                "attribution args must be a JSON object, not {v}"
-            )));
-        }
-        let owned;
-        let plugins = match self.plugins {
-            Some(p) => p,
-            None => {
-                let registry = self.model.registry().clone();
-                owned = Plugins::prepare(registry, self.plugin_choice())?;
-                &owned
-            }
-        };
-        let model = self.model;
-        let loaded = model.loaded();
-        let user = GenerationConfig::from_kwargs_value(self.generation.clone())?;
-        let no_args = Map::new();
-        let generation_args = self.generation.as_object().unwrap_or(&no_args);
-        let merged = model.generation_defaults().merged_with(&user);
-        let generation = GenerationParams::resolve(&merged, &loaded.spec)?;
-        let rows = self
-            .rows
-            .clone()
-            .unwrap_or_else(|| (0..self.inputs.len()).collect());
-        let contrast = match &self.contrast {
-            Some(c) => c.clone(),
-            None => plugins.contrast.pick(&rows),
-        };
-        let opts = AttributeOptions {
-            generated_texts: self.generated_texts.clone(),
-            contrast_targets: contrast.targets,
-            contrast_sources: contrast.sources,
-            contrast_targets_alignments: contrast.alignments,
-            contrast_force_inputs: contrast.force_inputs,
-            ..self.options.clone()
-        };
-        let sequences = encode_batch(loaded, &self.inputs, &opts, &generation)?;
-        let run = attribute(
-            loaded,
-            model.name(),
-            sequences,
-            &plugins.method,
-            &plugins.target_fn,
-            &plugins.step_fns,
-            &opts,
-        )?;
-        let choice = &plugins.choice;
-        let mut info = info(&InfoFields {
-            choice,
-            model: model.name(),
-            model_type: &loaded.spec.model_type,
-            options: &opts,
-            output_step_attributions: self.output_step_attributions,
-            input_texts: &self.inputs,
-            generated_texts: &self.generated_texts,
-            params: &plugins.params,
-            generation_args,
-        });
-        let tok = loaded
-            .target_tokenizer
-            .as_ref()
-            .unwrap_or(&loaded.tokenizer);
-        let texts = run
-            .sequences
-            .iter()
-            .map(|a| tok.decode(&a.sequence.target_ids, true))
-            .collect::<Result<Vec<_>, _>>()?;
-        info.insert("generated_texts".into(), texts.into());
-        let plain_targets = run
-            .sequences
-            .iter()
-            .map(|a| {
-                let t = &a.sequence.target_tokens;
-                t.iter().map(TokenWithId::from).collect()
-            })
-            .collect();
-        let decoder_only = model.is_decoder_only();
-        Ok(Attribution {
-            output: to_output(&run, decoder_only, plugins.class, info),
-            plain_targets,
-            run,
-            decoder_only,
-            step_attributions: self.output_step_attributions,
-            registry: plugins.registry.clone(),
-            default_aggregation: plugins.default_aggregation().to_string(),
-        })
-    }
 }
-
-/// The key under which a non-object `attribution_args` waits for [`AttributeRequest::run`].
-const NOT_AN_OBJECT: &str = "\u{0}not an object";
