@@ -5,11 +5,12 @@
 mod parity_support;
 mod plugin_support;
 
-use parity_support::{fixture_model, fixture_variant, folder_model, registry, test_host};
-use rinseq::attribution::result::sequence_view;
-use rinseq::attribution::{attribute, encode_batch, AttributeOptions, AttributionRun, ModelHost};
-use rinseq::models::load::LoadedModel;
+use parity_support::{
+    api_folder_model, api_model, fixture_model, fixture_variant, registry, test_host,
+};
+use rinseq::attribution::{encode_batch, AttributeOptions, AttributionRun, ModelHost};
 use rinseq::output::steps::step_outputs;
+use rinseq::{Attribution, AttributionModel};
 use serde_json::{json, Value};
 
 const PROMPT: &str = "The capital of France is";
@@ -22,30 +23,36 @@ fn forced(text: &str) -> AttributeOptions {
     }
 }
 
-/// Runs `method(params)` with `target(target_params)` and `step_scores` on `input`.
+/// Runs `method(params)` with `target(target_params)` and `step_scores` on `input` through
+/// the library API (the parameters are routed to the plugins that take them, as
+/// `--attribution-kwargs`).
 fn run(
-    loaded: &LoadedModel,
+    model: &AttributionModel,
     input: &str,
     (method, params): (&str, Value),
     (target, target_params): (&str, Value),
     step_scores: &[(&str, Value)],
     opts: &AttributeOptions,
-) -> Result<AttributionRun, String> {
-    let reg = registry();
-    let generation = fixture_model("gpt2", &json!({})).1;
-    let seqs = encode_batch(loaded, &[input.to_string()], opts, &generation).unwrap();
-    let m = reg.attribution(method, &params).unwrap();
-    let t = reg.step_function(target, &target_params).unwrap();
-    let steps: Vec<_> = step_scores
-        .iter()
-        .map(|(n, p)| (n.to_string(), reg.step_function(n, p).unwrap()))
-        .collect();
-    attribute(loaded, "fixture", seqs, &m, &t, &steps, opts).map_err(|e| e.to_string())
+) -> Result<Attribution, String> {
+    let mut args = params.as_object().unwrap().clone();
+    args.extend(target_params.as_object().unwrap().clone());
+    for (_, p) in step_scores {
+        args.extend(p.as_object().unwrap().clone());
+    }
+    model
+        .attribute([input])
+        .method(method)
+        .attributed_fn(target)
+        .step_scores(step_scores.iter().map(|(n, _)| *n))
+        .attribution_args(args.into())
+        .options(opts.clone())
+        .run()
+        .map_err(|e| e.to_string())
 }
 
 #[test]
 fn plans_that_cannot_work_are_refused_with_one_line() {
-    let (gpt2, _) = fixture_model("gpt2", &json!({}));
+    let gpt2 = api_model("gpt2", "saliency");
     let err = run(
         &gpt2,
         PROMPT,
@@ -99,7 +106,7 @@ fn plans_that_cannot_work_are_refused_with_one_line() {
         err.contains("'contrast_prob' needs a contrastive input"),
         "{err}"
     );
-    let (bart, _) = fixture_model("bart", &json!({}));
+    let bart = api_model("bart", "saliency");
     let opts = AttributeOptions {
         attribute_target: true,
         ..forced("La capitale della Francia è Parigi.")
@@ -118,13 +125,13 @@ fn plans_that_cannot_work_are_refused_with_one_line() {
 }
 
 /// The fixture's GPT-2 with dropout probabilities set (the fixture has none).
-fn gpt2_with_dropout(p: f64, dir: &std::path::Path) -> LoadedModel {
+fn gpt2_with_dropout(p: f64, dir: &std::path::Path) -> AttributionModel {
     let folder = fixture_variant("gpt2", dir, |cfg| {
         for k in ["embd_pdrop", "attn_pdrop", "resid_pdrop"] {
             cfg[k] = json!(p);
         }
     });
-    folder_model(&folder, &json!({})).0
+    api_folder_model(&folder, "saliency")
 }
 
 #[test]
@@ -141,13 +148,14 @@ fn mc_dropout_prob_avg_gets_dropout_samples_as_step_score_and_target() {
         &forced(FORCED),
     )
     .unwrap();
+    let r = r.run();
     let (name, scores) = &r.sequences[0].step_scores[0];
     assert_eq!(name, "mc_dropout_prob_avg");
     assert!(scores.iter().all(|v| v.is_finite()), "{scores:?}");
     let target = r.sequences[0].scores.target.as_ref().unwrap();
     assert!(target.data.iter().any(|v| v.is_finite() && *v != 0.0));
     // Without dropout probabilities the samples equal the clean forward: zero spread, as torch.
-    let (plain, _) = fixture_model("gpt2", &json!({}));
+    let plain = api_model("gpt2", "saliency");
     let r = run(
         &plain,
         PROMPT,
@@ -157,20 +165,21 @@ fn mc_dropout_prob_avg_gets_dropout_samples_as_step_score_and_target() {
         &forced(FORCED),
     )
     .unwrap();
-    assert!(r.sequences[0].step_scores[0]
+    assert!(r.run().sequences[0].step_scores[0]
         .1
         .iter()
         .all(|v| !v.is_finite()));
 }
 
 /// Sum of the raw target attributions of a run.
-fn total(r: &AttributionRun) -> Vec<f32> {
+fn total(r: &Attribution) -> Vec<f32> {
+    let r: &AttributionRun = r.run();
     r.sequences[0].scores.target.as_ref().unwrap().data.to_vec()
 }
 
 #[test]
 fn a_block_input_is_the_previous_block_output() {
-    let (gpt2, _) = fixture_model("gpt2", &json!({}));
+    let gpt2 = api_model("gpt2", "saliency");
     let lig = |layer: &str, input: bool| {
         let params =
             json!({"target_layer": layer, "attribute_to_layer_input": input, "n_steps": 6});
@@ -214,7 +223,7 @@ fn a_block_input_is_the_previous_block_output() {
 
 #[test]
 fn step_outputs_slice_the_sequence_matrices() {
-    let (bart, _) = fixture_model("bart", &json!({}));
+    let bart = api_model("bart", "saliency");
     let opts = AttributeOptions {
         attribute_target: true,
         ..forced("La capitale della Francia è Parigi.")
@@ -228,14 +237,14 @@ fn step_outputs_slice_the_sequence_matrices() {
         &opts,
     )
     .unwrap();
-    let view = sequence_view(&r.sequences[0], false);
+    let view = r.sequence_view(0).unwrap();
     let seq = rinseq::output::FeatureAttributionSequenceOutput::from_sdk(
         view,
         rinseq::output::SequenceClass::Granular,
     );
     let steps = step_outputs(
         std::slice::from_ref(&seq),
-        std::slice::from_ref(&r.sequences[0].sequence.steps),
+        std::slice::from_ref(&r.run().sequences[0].sequence.steps),
     );
     assert_eq!(steps.len(), seq.n_steps());
     let src = seq.source_attributions.as_ref().unwrap();

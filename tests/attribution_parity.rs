@@ -8,26 +8,31 @@ mod plugin_support;
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use parity_support::{assert_close_maps, fixture_model, nullable_matrix, registry, rows};
+use parity_support::{api_model, assert_close_maps, nullable_matrix, rows};
 use plugin_support::build::root;
-use rinseq::aggregation::apply_named as aggregate;
-use rinseq::attribution::result::sequence_view;
-use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::generation::GenerationParams;
-use rinseq::models::load::LoadedModel;
+use rinseq::attribution::AttributeOptions;
+use rinseq::{AttributeRequest, Attribution, AttributionModel};
 use serde_json::{json, Map, Value};
 
 struct Fixture {
-    loaded: LoadedModel,
+    model: AttributionModel,
     tensors: HashMap<String, Tensor>,
     json: Value,
-    generation: GenerationParams,
+}
+
+impl Fixture {
+    /// A saliency request for `input` with the fixture's generation settings and `opts`.
+    fn request(&self, input: String, opts: AttributeOptions) -> AttributeRequest<'_> {
+        self.model
+            .attribute([input])
+            .generation_kwargs_json(json!({"max_new_tokens": 3, "do_sample": false}))
+            .options(opts)
+    }
 }
 
 fn fixture(name: &str) -> Fixture {
     let dir = root().join("tests/fixtures");
-    let (loaded, generation) =
-        fixture_model(name, &json!({"max_new_tokens": 3, "do_sample": false}));
+    let model = api_model(name, "saliency");
     let tensors = candle_core::safetensors::load(
         dir.join(format!("reference/{name}.safetensors")),
         &Device::Cpu,
@@ -41,10 +46,9 @@ fn fixture(name: &str) -> Fixture {
         .replace("NaN", "null");
     let json = serde_json::from_str(&text).unwrap();
     Fixture {
-        loaded,
+        model,
         tensors,
         json,
-        generation,
     }
 }
 
@@ -89,7 +93,6 @@ fn inseq_aggregate(parts: &[Tensor]) -> Vec<Vec<f32>> {
 
 fn check(name: &str, text: usize, opts: AttributeOptions) {
     let f = fixture(name);
-    let reg = registry();
     let t = &f.json["texts"][text];
     let expect = &t["inseq_attribute"];
     let input = t
@@ -98,19 +101,16 @@ fn check(name: &str, text: usize, opts: AttributeOptions) {
         .and_then(Value::as_str)
         .unwrap()
         .to_string();
-    let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
-    let ids: Vec<u64> = seqs[0].target_ids.iter().map(|&i| i as u64).collect();
+    let out = f
+        .request(input, opts)
+        .step_scores(["probability"])
+        .run()
+        .unwrap();
+    let seq = out.encoded().next().unwrap();
+    let ids: Vec<u64> = seq.target_ids.iter().map(|&i| i as u64).collect();
     let want_ids: Vec<u64> = serde_json::from_value(expect["target_ids"].clone()).unwrap();
     assert_eq!(ids, want_ids, "{name}: target ids");
-    let method = reg.attribution("saliency", &json!({})).unwrap();
-    let target_fn = reg.step_function("probability", &json!({})).unwrap();
-    let step = vec![(
-        "probability".to_string(),
-        reg.step_function("probability", &json!({})).unwrap(),
-    )];
-    let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &step, &opts).unwrap();
-    let decoder_only = f.loaded.spec.kind == rinseq::models::ModelKind::DecoderOnly;
-    let view = sequence_view(&run.sequences[0], decoder_only);
+    let view = out.sequence_view(0).unwrap();
     let key = |k: &str| f.tensors.get(&format!("text{text}.inseq.{k}")).cloned();
 
     let probs: Vec<f32> = key("step_probability").unwrap().to_vec1().unwrap();
@@ -120,7 +120,7 @@ fn check(name: &str, text: usize, opts: AttributeOptions) {
         assert!((a - b).abs() < 1e-4, "{name}: probability {a} vs {b}");
     }
 
-    let agg = aggregate(&reg, "vnorm", view).unwrap();
+    let agg = out.aggregate_view(0, "vnorm").unwrap();
     let mut parts = Vec::new();
     let mut mine = Vec::new();
     if let Some(s) = key("source_attributions") {
@@ -198,13 +198,9 @@ fn contrast_options(case: &Value, attribute_target: bool) -> AttributeOptions {
 
 /// The output's target tokens are Inseq's: an attributed token whose aligned contrast token
 /// differs reads "{contrast} → {target}" with id -1 (inseq's `join_token_ids`).
-fn assert_target_tokens_match(
-    case: &Value,
-    run: &rinseq::attribution::AttributionRun,
-    decoder_only: bool,
-) {
+fn assert_target_tokens_match(case: &Value, out: &Attribution, decoder_only: bool) {
     let name = case["model"].as_str().unwrap();
-    let view = sequence_view(&run.sequences[0], decoder_only);
+    let view = out.sequence_view(0).unwrap();
     let got: Vec<(String, i64)> = view
         .target
         .iter()
@@ -228,28 +224,25 @@ fn assert_target_tokens_match(
 /// (tests/fixtures/contrast/reference.json, made by make_reference.py there).
 #[test]
 fn contrastive_step_scores_match_inseq() {
-    let reg = registry();
     for case in contrast_cases() {
         let name = case["model"].as_str().unwrap();
         let f = fixture(name);
         let opts = contrast_options(&case, false);
         let input = case["input"].as_str().unwrap().to_string();
-        let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
-        assert_eq!(
-            seqs[0].attr_pos.0,
-            case["attr_pos_start"].as_u64().unwrap() as usize,
-            "{name}"
-        );
         // Null: only the tokens are compared (marian, see make_reference.py).
         let no_scores = Map::new();
         let want = case["step_scores"].as_object().unwrap_or(&no_scores);
-        let fns: Vec<_> = want
-            .keys()
-            .map(|k| (k.clone(), reg.step_function(k, &json!({})).unwrap()))
-            .collect();
-        let method = reg.attribution("saliency", &json!({})).unwrap();
-        let target_fn = reg.step_function("probability", &json!({})).unwrap();
-        let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &fns, &opts).unwrap();
+        let out = f
+            .request(input, opts)
+            .step_scores(want.keys())
+            .run()
+            .unwrap();
+        assert_eq!(
+            out.encoded().next().unwrap().attr_pos.0,
+            case["attr_pos_start"].as_u64().unwrap() as usize,
+            "{name}"
+        );
+        let run = out.run();
         assert_eq!(
             run.sequences[0].step_scores.len(),
             want.len(),
@@ -263,8 +256,7 @@ fn contrastive_step_scores_match_inseq() {
                 assert!((*a as f64 - b).abs() < tol, "{name} {fname}: {a} vs {b}");
             }
         }
-        let decoder_only = f.loaded.spec.kind == rinseq::models::ModelKind::DecoderOnly;
-        assert_target_tokens_match(&case, &run, decoder_only);
+        assert_target_tokens_match(&case, &out, f.model.is_decoder_only());
     }
 }
 
@@ -272,24 +264,18 @@ fn contrastive_step_scores_match_inseq() {
 /// contrast token) gives Inseq's aggregated saliency maps and target tokens.
 #[test]
 fn contrastive_attribution_target_matches_inseq() {
-    let reg = registry();
     for case in contrast_cases() {
         let name = case["model"].as_str().unwrap();
         let f = fixture(name);
         let opts = contrast_options(&case, true);
         let input = case["input"].as_str().unwrap().to_string();
-        let seqs = encode_batch(&f.loaded, &[input], &opts, &f.generation).unwrap();
-        let method = reg.attribution("saliency", &json!({})).unwrap();
-        let target_fn = reg.step_function("contrast_prob_diff", &json!({})).unwrap();
-        let run = attribute(&f.loaded, name, seqs, &method, &target_fn, &[], &opts).unwrap();
-        let decoder_only = f.loaded.spec.kind == rinseq::models::ModelKind::DecoderOnly;
-        let agg = aggregate(
-            &reg,
-            "vnorm",
-            sequence_view(&run.sequences[0], decoder_only),
-        )
-        .unwrap();
-        assert_target_tokens_match(&case, &run, decoder_only);
+        let out = f
+            .request(input, opts)
+            .attributed_fn("contrast_prob_diff")
+            .run()
+            .unwrap();
+        let agg = out.aggregate_view(0, "vnorm").unwrap();
+        assert_target_tokens_match(&case, &out, f.model.is_decoder_only());
         let maps = &case["contrast_prob_diff_saliency"];
         // Null: inseq 0.7.1 could not aggregate the case, or its numbers are not compared
         // (see make_reference.py).

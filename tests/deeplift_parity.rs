@@ -7,14 +7,10 @@ mod parity_support;
 mod plugin_support;
 
 use parity_support::{
-    aggregated_map_mismatches, fixture_variant, folder_model, registry, score_mismatches, MAP_TOL,
+    aggregated_map_mismatches, api_folder_model, fixture_variant, score_mismatches, MAP_TOL,
     STEP_SCORE_TOL,
 };
 use plugin_support::build::root;
-use rinseq::aggregation::apply_named as aggregate;
-use rinseq::attribution::result::sequence_view;
-use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::models::ModelKind;
 use serde_json::{json, Value};
 
 #[test]
@@ -23,7 +19,6 @@ fn deeplift_rescale_matches_captum_on_relu_models() {
         &std::fs::read_to_string(root().join("tests/fixtures/deeplift/reference.json")).unwrap(),
     )
     .unwrap();
-    let reg = registry();
     let tmp = tempfile::tempdir().unwrap();
     for case in &cases {
         let (model, method) = (
@@ -35,33 +30,26 @@ fn deeplift_rescale_matches_captum_on_relu_models() {
         let folder = fixture_variant(model, tmp.path(), |cfg| {
             cfg["activation_function"] = json!("relu");
         });
-        let (loaded, generation) = folder_model(&folder, &json!({}));
+        let model = api_folder_model(&folder, method);
         let call = &case["call"];
-        let opts = AttributeOptions {
-            generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
-            attribute_target: call["attribute_target"].as_bool().unwrap_or(false),
-            ..Default::default()
-        };
         let mut params = case["init"].clone();
         if let Some(d) = call.get("return_convergence_delta") {
             params["return_convergence_delta"] = d.clone();
         }
         let input = case["input"].as_str().unwrap().to_string();
-        let seqs = encode_batch(&loaded, &[input], &opts, &generation).unwrap();
-        let ids: Vec<i64> = seqs[0].target_ids.iter().map(|&i| i as i64).collect();
+        let out = model
+            .attribute([input])
+            .generated_texts([case["generated"].as_str().unwrap()])
+            .attribute_target(call["attribute_target"].as_bool().unwrap_or(false))
+            .step_scores(["probability"])
+            .attribution_args(params)
+            .run()
+            .unwrap();
+        let seq = out.encoded().next().unwrap();
+        let ids: Vec<i64> = seq.target_ids.iter().map(|&i| i as i64).collect();
         let want_ids: Vec<i64> = serde_json::from_value(case["target_ids"].clone()).unwrap();
         assert_eq!(ids, want_ids, "{what}: target ids");
-        let m = reg.attribution(method, &params).unwrap();
-        let target_fn = reg.step_function("probability", &json!({})).unwrap();
-        let steps = vec![(
-            "probability".to_string(),
-            reg.step_function("probability", &json!({})).unwrap(),
-        )];
-        let run = attribute(&loaded, model, seqs, &m, &target_fn, &steps, &opts).unwrap();
-        let view = sequence_view(
-            &run.sequences[0],
-            loaded.spec.kind == ModelKind::DecoderOnly,
-        );
+        let view = out.sequence_view(0).unwrap();
         let want_scores = case["step_scores"].as_object().unwrap();
         assert_eq!(
             view.scores.step_scores.len(),
@@ -75,7 +63,7 @@ fn deeplift_rescale_matches_captum_on_relu_models() {
             let bad = score_mismatches(&label, &s.tensor.data, &want, STEP_SCORE_TOL);
             assert!(bad.is_empty(), "{}", bad.join("\n"));
         }
-        let agg = aggregate(&reg, "vnorm", view).unwrap();
+        let agg = out.aggregate_view(0, "vnorm").unwrap();
         let bad = aggregated_map_mismatches(&what, &agg.scores, &case["aggregated"], MAP_TOL);
         assert!(bad.is_empty(), "{}", bad.join("\n"));
     }

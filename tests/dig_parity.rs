@@ -9,13 +9,8 @@
 mod parity_support;
 mod plugin_support;
 
-use parity_support::{aggregated_map_mismatches, fixture_model, registry};
+use parity_support::{aggregated_map_mismatches, api_model};
 use plugin_support::build::root;
-use rinseq::aggregation::apply_named as aggregate;
-use rinseq::attribution::result::sequence_view;
-use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::models::ModelKind;
-use rinseq::plugins::PluginRegistry;
 use serde_json::{json, Value};
 
 /// DIG's maps are checked within 1e-4 (tighter than the other parity tests' 1e-3).
@@ -30,23 +25,35 @@ fn ids(v: &Value) -> Vec<u32> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
-/// Runs one reference case through encode_batch → attribute → sequence_view → aggregate, with
-/// `extra` method parameters on top of the case's.
-fn check_case(reg: &PluginRegistry, case: &Value, extra: Value) {
+/// Runs one reference case through the library API (attribute → sequence view → aggregate),
+/// with `extra` method parameters on top of the case's.
+fn check_case(case: &Value, extra: Value) {
     let model = case["model"].as_str().unwrap();
     let name = format!(
         "{model} {} k={} mbi={} target={} {extra}",
         case["strategy"], case["n_neighbors"], case["multiply_by_inputs"], case["attribute_target"]
     );
     // Targets are forced: generation settings do not matter.
-    let (loaded, generation) = fixture_model(model, &json!({}));
-    let opts = AttributeOptions {
-        generated_texts: vec![case["generated"].as_str().unwrap().to_string()],
-        attribute_target: case["attribute_target"].as_bool().unwrap(),
-        ..Default::default()
-    };
-    let input = case["input"].as_str().unwrap().to_string();
-    let seqs = encode_batch(&loaded, &[input], &opts, &generation).unwrap();
+    let dig = api_model(model, "discretized_integrated_gradients");
+    let mut params = json!({
+        "n_steps": case["n_steps"],
+        "method": case["strategy"],
+        "n_neighbors": case["n_neighbors"],
+        "multiply_by_inputs": case["multiply_by_inputs"],
+        "return_convergence_delta": true,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        params[k] = v.clone();
+    }
+    let out = dig
+        .attribute([case["input"].as_str().unwrap()])
+        .generated_texts([case["generated"].as_str().unwrap()])
+        .attribute_target(case["attribute_target"].as_bool().unwrap())
+        .step_scores(["probability"])
+        .attribution_args(params)
+        .run()
+        .unwrap();
+    let seqs: Vec<_> = out.encoded().collect();
     assert_eq!(
         seqs[0].target_ids,
         ids(&case["target_ids"]),
@@ -62,28 +69,7 @@ fn check_case(reg: &PluginRegistry, case: &Value, extra: Value) {
         case["attr_pos_start"].as_u64().unwrap() as usize,
         "{name}: first step"
     );
-
-    let mut params = json!({
-        "n_steps": case["n_steps"],
-        "method": case["strategy"],
-        "n_neighbors": case["n_neighbors"],
-        "multiply_by_inputs": case["multiply_by_inputs"],
-        "return_convergence_delta": true,
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        params[k] = v.clone();
-    }
-    let method = reg
-        .attribution("discretized_integrated_gradients", &params)
-        .unwrap();
-    let target_fn = reg.step_function("probability", &json!({})).unwrap();
-    let step = vec![(
-        "probability".to_string(),
-        reg.step_function("probability", &json!({})).unwrap(),
-    )];
-    let run = attribute(&loaded, model, seqs, &method, &target_fn, &step, &opts).unwrap();
-    let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
-    let view = sequence_view(&run.sequences[0], decoder_only);
+    let view = out.sequence_view(0).unwrap();
 
     for (score, key) in [
         ("probability", "probability"),
@@ -106,7 +92,7 @@ fn check_case(reg: &PluginRegistry, case: &Value, extra: Value) {
         }
     }
 
-    let agg = aggregate(reg, "vnorm", view).unwrap();
+    let agg = out.aggregate_view(0, "vnorm").unwrap();
     let bad = aggregated_map_mismatches(&name, &agg.scores, &case["aggregated"], DIG_MAP_TOL);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
@@ -123,17 +109,15 @@ fn cases(model: &str) -> Vec<Value> {
 
 #[test]
 fn dig_matches_inseq_on_gpt2() {
-    let reg = registry();
     for case in cases("gpt2") {
-        check_case(&reg, &case, json!({}));
+        check_case(&case, json!({}));
     }
 }
 
 #[test]
 fn dig_matches_inseq_on_bart() {
-    let reg = registry();
     for case in cases("bart") {
-        check_case(&reg, &case, json!({}));
+        check_case(&case, json!({}));
     }
 }
 
@@ -142,10 +126,8 @@ fn dig_matches_inseq_on_bart() {
 /// neither does the kNN graph mode.
 #[test]
 fn dig_internal_batch_size_and_mode_do_not_change_results() {
-    let reg = registry();
     let case = &cases("bart")[0];
     check_case(
-        &reg,
         case,
         json!({"internal_batch_size": 3, "mode": "connectivity"}),
     );
@@ -155,10 +137,8 @@ fn dig_internal_batch_size_and_mode_do_not_change_results() {
 /// explicitly gives the same result.
 #[test]
 fn dig_explicit_special_tokens_match_inferred_ones() {
-    let reg = registry();
     let case = &cases("bart")[0];
     check_case(
-        &reg,
         case,
         json!({"special_token_ids": case["special_token_ids"].clone()}),
     );
@@ -166,7 +146,7 @@ fn dig_explicit_special_tokens_match_inferred_ones() {
 
 #[test]
 fn dig_rejects_bad_parameters() {
-    let reg = registry();
+    let dig = api_model("gpt2", "discretized_integrated_gradients");
     for (params, msg) in [
         (json!({"n_steps": 1}), "n_steps must be at least 2"),
         (json!({"n_neighbors": 0}), "n_neighbors must be at least 1"),
@@ -174,7 +154,12 @@ fn dig_rejects_bad_parameters() {
         (json!({"method": "shortest"}), "shortest"),
         (json!({"mode": "nearest"}), "nearest"),
     ] {
-        let err = match reg.attribution("discretized_integrated_gradients", &params) {
+        let run = dig
+            .attribute(["Hello"])
+            .generated_texts(["Hello world"])
+            .attribution_args(params.clone())
+            .run();
+        let err = match run {
             Ok(_) => panic!("{params} was accepted"),
             Err(e) => e.to_string(),
         };

@@ -1,7 +1,7 @@
 //! Every gradient method against Python inseq 0.7.1 on the tiny fixture models, through the
-//! library API as `rinseq attribute` runs it (encode_batch → attribute with the registry's plugins
-//! → sequence_view → the method's default aggregation): same target ids and attributed positions,
-//! step scores (convergence `deltas` included) within 1e-4 · (1 + |ref|), aggregated maps within
+//! library API as `rinseq attribute` runs it (`AttributionModel::attribute(...).run()` with the
+//! registry's plugins → the sequence view → the method's default aggregation): same target ids
+//! and attributed positions, step scores (convergence `deltas` included) within 1e-4 · (1 + |ref|), aggregated maps within
 //! 1e-3 with the same NaN pattern. The cases and references are in
 //! tests/fixtures/methods/reference.json, made by make_reference.py there (no Python at test
 //! time); its docstring lists the inseq 0.7.1 quirks worked around there (layer methods with
@@ -13,14 +13,11 @@ mod plugin_support;
 use std::collections::BTreeSet;
 
 use parity_support::{
-    aggregated_map_mismatches, fixture_model, registry, score_mismatches, MAP_TOL, STEP_SCORE_TOL,
+    aggregated_map_mismatches, api_model, registry, score_mismatches, MAP_TOL, STEP_SCORE_TOL,
 };
 use plugin_support::build::root;
-use rinseq::aggregation::apply_named as aggregate;
-use rinseq::attribution::result::sequence_view;
-use rinseq::attribution::{attribute, encode_batch, AttributeOptions};
-use rinseq::models::ModelKind;
-use rinseq::plugins::{PluginKind, PluginRegistry};
+use rinseq::attribution::AttributeOptions;
+use rinseq::plugins::PluginKind;
 use serde_json::{json, Map, Value};
 
 fn cases() -> Vec<Value> {
@@ -58,7 +55,7 @@ fn options(case: &Value) -> AttributeOptions {
 }
 
 /// Runs one reference case and returns every difference from inseq's result.
-fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
+fn check_case(case: &Value) -> Vec<String> {
     let id = case["id"].as_str().unwrap();
     let name = case["model"].as_str().unwrap();
     let method_name = case["method"].as_str().unwrap();
@@ -66,19 +63,25 @@ fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
         Value::Null => json!({}),
         v => v.clone(),
     };
-    let (loaded, generation) = fixture_model(name, &generation_kwargs);
-    let opts = options(case);
-    let inputs = strings(&case["inputs"]);
+    let model = api_model(name, method_name);
     let want = case["sequences"].as_array().unwrap();
-    let seqs = match encode_batch(&loaded, &inputs, &opts, &generation) {
-        Ok(s) => s,
-        Err(e) => return vec![format!("{id}: encode_batch failed: {e}")],
+    let run = model
+        .attribute(strings(&case["inputs"]))
+        .generation_kwargs_json(generation_kwargs)
+        .options(options(case))
+        .attributed_fn(case["attributed_fn"].as_str().unwrap())
+        .step_scores(strings(&case["step_scores"]))
+        .attribution_args(method_params(case))
+        .run();
+    let out = match run {
+        Ok(o) => o,
+        Err(e) => return vec![format!("{id}: attribution failed: {e}")],
     };
-    if seqs.len() != want.len() {
-        return vec![format!("{id}: {} sequences vs {}", seqs.len(), want.len())];
+    if out.len() != want.len() {
+        return vec![format!("{id}: {} sequences vs {}", out.len(), want.len())];
     }
     let mut bad = Vec::new();
-    for (i, (s, w)) in seqs.iter().zip(want).enumerate() {
+    for (i, (s, w)) in out.encoded().zip(want).enumerate() {
         let want_ids: Vec<u32> = serde_json::from_value(w["target_ids"].clone()).unwrap();
         if s.target_ids != want_ids {
             bad.push(format!(
@@ -97,42 +100,10 @@ fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
     if !bad.is_empty() {
         return bad;
     }
-    let method = match reg.attribution(method_name, &method_params(case)) {
-        Ok(m) => m,
-        Err(e) => return vec![format!("{id}: method parameters refused: {e}")],
-    };
-    let target_fn = reg
-        .step_function(case["attributed_fn"].as_str().unwrap(), &json!({}))
-        .unwrap();
-    let step_fns: Vec<_> = strings(&case["step_scores"])
-        .into_iter()
-        .map(|s| {
-            let f = reg.step_function(&s, &json!({})).unwrap();
-            (s, f)
-        })
-        .collect();
-    let run = match attribute(&loaded, name, seqs, &method, &target_fn, &step_fns, &opts) {
-        Ok(r) => r,
-        Err(e) => return vec![format!("{id}: attribution failed: {e}")],
-    };
-    if run.sequences.len() != want.len() {
-        return vec![format!(
-            "{id}: {} attributed sequences vs {}",
-            run.sequences.len(),
-            want.len()
-        )];
-    }
-    let default_agg = reg
-        .find(PluginKind::Attribution, method_name)
-        .unwrap()
-        .descriptor
-        .capabilities
-        .default_aggregation
-        .join(",");
-    let decoder_only = loaded.spec.kind == ModelKind::DecoderOnly;
-    for (i, (a, w)) in run.sequences.iter().zip(want).enumerate() {
+    let default_agg = out.default_aggregation().to_string();
+    for (i, w) in want.iter().enumerate() {
         let at = format!("{id} seq {i}");
-        let view = sequence_view(a, decoder_only);
+        let view = out.sequence_view(i).unwrap();
         if view.attr_pos_start as u64 != w["attr_pos_start"].as_u64().unwrap() {
             bad.push(format!(
                 "{at}: attr_pos_start {} vs {}",
@@ -166,7 +137,7 @@ fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
                 ));
             }
         }
-        let agg = match aggregate(reg, &default_agg, view) {
+        let agg = match out.aggregate_view(i, &default_agg) {
             Ok(v) => v,
             Err(e) => {
                 bad.push(format!("{at}: aggregation failed: {e}"));
@@ -180,13 +151,12 @@ fn check_case(reg: &PluginRegistry, case: &Value) -> Vec<String> {
 
 /// Runs every case of `method` (there must be some) and fails with all their differences.
 fn check_method(method: &str) {
-    let reg = registry();
     let cases: Vec<Value> = cases()
         .into_iter()
         .filter(|c| c["method"] == method)
         .collect();
     assert!(!cases.is_empty(), "no reference case for {method}");
-    let bad: Vec<String> = cases.iter().flat_map(|c| check_case(&reg, c)).collect();
+    let bad: Vec<String> = cases.iter().flat_map(check_case).collect();
     // Long lists are cut: the first differences of each case say enough.
     let shown: Vec<&String> = bad.iter().take(40).collect();
     assert!(

@@ -1,6 +1,10 @@
 //! rinseq: feature attribution for text-generation models (host runtime).
 //!
+//! From Rust, as Inseq's `inseq.load_model(...).attribute(...)`: [`load_model`], then
+//! [`AttributionModel::attribute`] (see the [`api`] module).
+//!
 //! The parts, by folder:
+//! - [`api`]: the library API ([`load_model`], [`AttributionModel`], [`Attribution`]);
 //! - [`models`]: differentiable candle models (one file per architecture) with named taps;
 //! - [`plugins`]: the registry that loads attribution methods, step functions and aggregators
 //!   from plugin libraries (the SDK boundary is the `rinseq-sdk` crate);
@@ -13,6 +17,7 @@
 //! - [`cli`]: the `rinseq` command line.
 
 pub mod aggregation;
+pub mod api;
 pub mod attribution;
 pub mod cli;
 pub mod context;
@@ -25,3 +30,10 @@ pub mod plugins;
 pub mod progress;
 pub mod source;
 pub mod views;
+
+pub use aggregation::AggregationSpec;
+pub use api::{
+    load_model, ApiError, AttributeRequest, Attribution, AttributionModel, GenerationKwargs,
+    LoadOptions,
+};
+pub use output::{FeatureAttributionOutput, SaveOptions};

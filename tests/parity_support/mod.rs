@@ -1,7 +1,8 @@
 //! What the parity tests against Python inseq share: the workspace plugins, the tiny fixture
 //! models with their generation settings, reference maps read from JSON (null = NaN) and the
 //! comparisons (maps within an absolute tolerance, same NaN pattern; scalars within a tolerance
-//! relative to the reference), and a host over a fixture model for direct requests.
+//! relative to the reference), fixture models through the library API ([`api_model`]) and a
+//! host over a fixture model for direct requests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use rinseq::attribution::{EncodedSequence, ModelHost};
 use rinseq::generation::{GenerationConfig, GenerationParams};
 use rinseq::models::load::{load_model, LoadedModel, ModelFiles};
 use rinseq::plugins::{PluginRegistry, PluginSources};
+use rinseq::{AttributionModel, LoadOptions};
 use rinseq_sdk::abi::LoadedStepFunction;
 use serde_json::Value;
 
@@ -21,9 +23,9 @@ pub const STEP_SCORE_TOL: f64 = 1e-4;
 /// Absolute tolerance on aggregated attribution maps.
 pub const MAP_TOL: f32 = 1e-3;
 
-/// The registry of the workspace's step-function, aggregator and gradient-method plugins.
-pub fn registry() -> PluginRegistry {
-    PluginRegistry::load(&PluginSources {
+/// The workspace's step-function, aggregator and gradient-method plugins (built by cargo).
+pub fn workspace_sources() -> PluginSources {
+    PluginSources {
         extra: [
             "rinseq_step_functions",
             "rinseq_aggregators",
@@ -33,8 +35,24 @@ pub fn registry() -> PluginRegistry {
         .map(|c| workspace_plugin(c))
         .collect(),
         ..Default::default()
-    })
-    .unwrap()
+    }
+}
+
+/// The registry of the workspace's step-function, aggregator and gradient-method plugins.
+pub fn registry() -> PluginRegistry {
+    PluginRegistry::load(&workspace_sources()).unwrap()
+}
+
+/// Fixture model `name` of tests/fixtures/models through the library API, attributing with
+/// `method` and the workspace plugins.
+pub fn api_model(name: &str, method: &str) -> AttributionModel {
+    api_folder_model(&fixture_folder(name), method)
+}
+
+/// The model in `folder` through the library API, as [`api_model`].
+pub fn api_folder_model(folder: &Path, method: &str) -> AttributionModel {
+    let options = LoadOptions::default().plugin_sources(workspace_sources());
+    AttributionModel::load_with(folder.to_str().unwrap(), method, options).unwrap()
 }
 
 /// A fixture model of tests/fixtures/models and its generation settings: the folder's

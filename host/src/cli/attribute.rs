@@ -7,13 +7,13 @@
 use serde_json::{Map, Value};
 
 use super::aggregation_args::AggregationArgs;
-use super::attributor::{AttributionPlugins, Attributor};
+use super::attributor::{prepare, Attributor};
 use super::paths::check_writable;
 use super::progress::{Bars, Interrupted};
-use crate::aggregation::{aggregate_for_view, AggregationSpec};
-use crate::models::load::LoadedModel;
 use crate::output::SaveOptions;
-use crate::plugins::{PluginKind, PluginRegistry, PluginSources};
+use crate::plugins::PluginSources;
+
+pub use crate::api::output::shown_aggregation;
 use crate::views;
 
 /// Arguments of `rinseq attribute`: the inputs and the shared [`AttributionFlags`]. The flag
@@ -123,38 +123,6 @@ pub fn parse_object(flag: &str, json: &Option<String>) -> Result<Map<String, Val
     }
 }
 
-/// Splits `--attribution-kwargs` among the plugins whose parameters have each key (Inseq routes
-/// by signature the same way); a key no plugin takes is an error.
-pub fn route(
-    kwargs: &Map<String, Value>,
-    targets: &[(PluginKind, &str)],
-    reg: &PluginRegistry,
-) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
-    let names: Vec<Vec<String>> = targets
-        .iter()
-        .map(|(k, n)| reg.param_names(*k, n))
-        .collect::<Result<_, _>>()?;
-    let mut out = vec![Map::new(); targets.len()];
-    for (key, value) in kwargs {
-        let mut used = false;
-        for (i, params) in names.iter().enumerate() {
-            if params.contains(key) {
-                out[i].insert(key.clone(), value.clone());
-                used = true;
-            }
-        }
-        if !used {
-            let plugins: Vec<&str> = targets.iter().map(|(_, n)| *n).collect();
-            return Err(format!(
-                "--attribution-kwargs key '{key}' is not a parameter of {} (see `rinseq plugins info NAME`)",
-                plugins.join(", ")
-            )
-            .into());
-        }
-    }
-    Ok(out.into_iter().map(Value::Object).collect())
-}
-
 /// Runs `rinseq attribute`.
 pub fn run(
     args: &AttributeArgs,
@@ -168,7 +136,7 @@ pub fn run(
         check_writable("--viz-path", p)?;
     }
     let user_spec = args.aggregation.spec()?;
-    let plugins = AttributionPlugins::prepare(&args.flags, sources)?;
+    let plugins = prepare(&args.flags, sources)?;
     let attributor = Attributor::new(&args.flags, plugins)?;
     let bars = Bars::start(args.quiet, None);
     let rows: Vec<usize> = (0..args.input_texts.len()).collect();
@@ -180,10 +148,8 @@ pub fn run(
         }
         r => r?,
     };
-    let out = &attributed.output;
     if !args.hide_attributions || args.viz_path.is_some() {
-        let spec = shown_aggregation(user_spec, attributor.plugins.default_aggregation());
-        let shown = aggregate_for_view(&attributor.plugins.registry, out, &spec)?;
+        let shown = attributed.aggregate_for_view(&user_spec)?;
         if !args.hide_attributions {
             print!("{}", views::console(&shown, views::console_color_wanted()));
         }
@@ -195,8 +161,7 @@ pub fn run(
         }
     }
     if let Some(path) = &args.save_path {
-        let out = attributed.output_with_steps(args.output_step_attributions);
-        for written in out.save(path, &save_options(&args.flags)?)? {
+        for written in attributed.save_with(path, &save_options(&args.flags)?)? {
             eprintln!("saved {}", written.display());
         }
     }
@@ -212,133 +177,4 @@ pub fn save_options(flags: &AttributionFlags) -> Result<SaveOptions, Box<dyn std
         scores_precision: flags.scores_precision.parse()?,
         ..Default::default()
     })
-}
-
-/// The aggregation of the shown heatmaps: the user's, else the method's declared default
-/// aggregation (a comma-separated aggregator list), else the output class's default.
-pub fn shown_aggregation(user: AggregationSpec, method_default: &str) -> AggregationSpec {
-    if !user.is_default() {
-        return user;
-    }
-    let aggregators: Vec<String> = method_default
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(String::from)
-        .collect();
-    AggregationSpec {
-        aggregators,
-        ..user
-    }
-}
-
-/// The `--generation-kwargs` object.
-pub fn generation_kwargs(flags: &AttributionFlags) -> Result<Map<String, Value>, String> {
-    parse_object("--generation-kwargs", &flags.generation_kwargs)
-}
-
-/// Inseq's `info` record of a run on `input_texts` (with `generated_texts` forced, if any).
-pub fn info(
-    args: &AttributionFlags,
-    texts: (&[String], &[String]),
-    loaded: &LoadedModel,
-    params: &[Value],
-    generation_args: &Map<String, Value>,
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    let (input_texts, generated_texts) = texts;
-    let forced = !generated_texts.is_empty();
-    let step_args: Map<String, Value> = args
-        .step_scores
-        .iter()
-        .zip(&params[2..])
-        .map(|(n, p)| (n.clone(), p.clone()))
-        .collect();
-    let entries: [(&str, Value); 18] = [
-        ("attribution_method", args.method.clone().into()),
-        ("attribute_target", args.attribute_target.into()),
-        (
-            "output_step_attributions",
-            args.output_step_attributions.into(),
-        ),
-        ("step_scores", args.step_scores.clone().into()),
-        ("model_name", args.model.clone().into()),
-        (
-            "model_class",
-            format!("{}ForGeneration", loaded.spec.model_type).into(),
-        ),
-        ("tokenizer_name", args.model.clone().into()),
-        ("tokenizer_class", "tokenizers.Tokenizer".into()),
-        ("include_eos_baseline", args.include_eos_baseline.into()),
-        ("attributed_fn", format!("{}_fn", args.attributed_fn).into()),
-        ("attribution_args", params[0].clone()),
-        ("attributed_fn_args", params[1].clone()),
-        ("step_scores_args", Value::Object(step_args)),
-        ("input_texts", input_texts.to_vec().into()),
-        ("generated_texts", generated_texts.to_vec().into()),
-        (
-            "generation_args",
-            if forced {
-                Value::Object(Map::new())
-            } else {
-                Value::Object(generation_args.clone())
-            },
-        ),
-        ("constrained_decoding", forced.into()),
-        ("generate_from_target_prefix", false.into()),
-    ];
-    for (k, v) in entries {
-        m.insert(k.to_string(), v);
-    }
-    m
-}
-
-/// The host-level contrastive arguments of `--attribution-kwargs` (Inseq's names).
-#[derive(Debug, Clone, Default)]
-pub struct Contrast {
-    /// `contrast_targets`, one per input.
-    pub targets: Vec<String>,
-    /// `contrast_sources`, one per input.
-    pub sources: Vec<String>,
-    /// `contrast_targets_alignments`, one list per input.
-    pub alignments: Vec<Vec<(usize, usize)>>,
-    /// `contrast_force_inputs`.
-    pub force_inputs: bool,
-}
-
-impl Contrast {
-    /// Removes the contrastive keys from `kwargs`.
-    pub fn take(kwargs: &mut Map<String, Value>) -> Result<Self, String> {
-        let texts = |v: Option<Value>, key: &str| -> Result<Vec<String>, String> {
-            match v {
-                None => Ok(Vec::new()),
-                Some(Value::String(s)) => Ok(vec![s]),
-                Some(v) => serde_json::from_value(v)
-                    .map_err(|_| format!("{key} must be a string or a list of strings")),
-            }
-        };
-        let alignments = match kwargs.remove("contrast_targets_alignments") {
-            None => Vec::new(),
-            Some(v) => {
-                let err = |_| {
-                    "contrast_targets_alignments must be [[orig, contrast], ...] or one such list per input".to_string()
-                };
-                match serde_json::from_value::<Vec<(usize, usize)>>(v.clone()) {
-                    Ok(pairs) => vec![pairs],
-                    Err(_) => serde_json::from_value(v).map_err(err)?,
-                }
-            }
-        };
-        let force_inputs = match kwargs.remove("contrast_force_inputs") {
-            None => false,
-            Some(Value::Bool(b)) => b,
-            Some(_) => return Err("contrast_force_inputs must be true or false".into()),
-        };
-        Ok(Self {
-            targets: texts(kwargs.remove("contrast_targets"), "contrast_targets")?,
-            sources: texts(kwargs.remove("contrast_sources"), "contrast_sources")?,
-            alignments,
-            force_inputs,
-        })
-    }
 }

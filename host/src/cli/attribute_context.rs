@@ -9,11 +9,14 @@
 use serde_json::{Map, Value};
 
 use super::aggregation_args::AggregationArgs;
-use super::attribute::{parse_object, route};
-use super::attributor::model_dtype;
-use super::load::load_with_defaults;
+use candle_core::Device;
+
+use super::attribute::parse_object;
 use super::paths::check_writable;
 use crate::aggregation::AggregationSpec;
+use crate::api::load_with_defaults;
+use crate::api::options::model_dtype;
+use crate::api::plugins::route;
 use crate::context::run::ContextRun;
 use crate::context::{attribute_context, view, ContextPlugins, ContextSettings};
 use crate::generation::{GenerationConfig, GenerationParams};
@@ -242,7 +245,7 @@ pub fn run(
     let plugins = plugins(reg, &v.s, args.aggregation.spec()?)?;
     let dtype = model_dtype(&v.s.model_kwargs)?;
     let (loaded, defaults) =
-        load_with_defaults(&args.model, dtype.into(), &SourceConfig::from_env())?;
+        load_with_defaults(&args.model, dtype, &Device::Cpu, &SourceConfig::from_env())?;
     let user = GenerationConfig::from_kwargs_value(Value::Object(v.s.generation_kwargs.clone()))?;
     let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec)?;
     let ContextRun {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::attribute::{parse_object, save_options, shown_aggregation, AttributionFlags};
-use super::attributor::{AttributionPlugins, Attributor};
+use super::attributor::{prepare, AttributionPlugins, Attributor};
 use super::paths::check_writable;
 use super::progress::{Bars, Interrupted};
 use crate::aggregation::{aggregate_for_view, AggregationSpec};
@@ -138,7 +138,7 @@ pub fn run(args: &AttributeDatasetArgs, sources: &PluginSources) -> Result<(), B
         )
         .into());
     }
-    let plugins = AttributionPlugins::prepare(&args.flags, sources)?;
+    let plugins = prepare(&args.flags, sources)?;
     match &args.out_dir {
         Some(dir) => run_out_dir(args, dir, shard, &examples, plugins, user_spec),
         None => run_in_memory(args, shard, &examples, plugins, user_spec),
@@ -244,7 +244,7 @@ fn run_out_dir(
         examples: examples.len(),
         compress: flags.compress,
         model: flags.model.clone(),
-        model_type: attributor.loaded.spec.model_type.clone(),
+        model_type: attributor.model.loaded().spec.model_type.clone(),
         rinseq_version: super::version_line().to_string(),
         plugins: attributor
             .plugins
@@ -303,27 +303,17 @@ fn run_out_dir(
             r => r?,
         };
         if !flags.hide_attributions {
-            show(&attributor, &attributed.output, &spec, &bars)?;
+            show(&attributor, attributed.output(), &spec, &bars)?;
         }
         let time = attributed
-            .output
-            .info
+            .info()
             .get("exec_time")
             .and_then(Value::as_f64)
             .unwrap_or(0.0)
             / chunk.len() as f64;
         for (k, example) in chunk.iter().enumerate() {
-            let mut part = attributed.output.split_part(k);
+            let mut part = attributed.part(k, flags.output_step_attributions);
             part.info.insert("exec_time".into(), time.into());
-            if flags.output_step_attributions {
-                let positions = attributed.positions.get(k).cloned().unwrap_or_default();
-                let plain = attributed.plain_targets.get(k).cloned().unwrap_or_default();
-                part.step_attributions = Some(crate::output::steps::step_outputs_with_prefixes(
-                    &part.sequence_attributions,
-                    &[positions],
-                    &[plain],
-                ));
-            }
             store.write(example.index, &part, &options)?;
             done += 1;
             bars.examples_done(1);

@@ -1,23 +1,23 @@
 //! Model loading shared by the subcommands: resolve `--model`, load it, read its generation
-//! defaults.
+//! defaults (the library API's [`crate::api::load_with_defaults`] on the CPU).
 
-use candle_core::DType;
+use candle_core::{DType, Device};
 
 use crate::generation::GenerationConfig;
-use crate::models::load::{load_model, LoadedModel, ModelFiles};
-use crate::source::{resolve, SourceConfig};
+use crate::models::load::LoadedModel;
+use crate::source::SourceConfig;
 
-/// Resolves and loads `model` (folder, .gguf, hub id or alias) in `dtype`, with the
+/// Resolves and loads `model` (folder, .gguf, hub id or alias) in `dtype` on the CPU, with the
 /// `generation_config.json` defaults of HF folders.
 pub fn load_with_defaults(
     model: &str,
     dtype: DType,
     sources: &SourceConfig,
 ) -> Result<(LoadedModel, GenerationConfig), Box<dyn std::error::Error>> {
-    let files = resolve(model, sources)?;
-    let defaults = match &files {
-        ModelFiles::HfFolder(dir) => GenerationConfig::from_model_dir(dir)?,
-        ModelFiles::Gguf(_) => GenerationConfig::default(),
-    };
-    Ok((load_model(&files, dtype)?, defaults))
+    Ok(crate::api::load_with_defaults(
+        model,
+        dtype,
+        &Device::Cpu,
+        sources,
+    )?)
 }

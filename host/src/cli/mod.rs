@@ -87,32 +87,17 @@ impl Cli {
     /// Where plugins come from, in layers: the built-in registry, the user registry, then
     /// `RINSEQ_PLUGIN_PATH`, then `--plugin`.
     pub fn plugin_sources(&self) -> PluginSources {
+        let defaults = crate::api::default_plugin_sources();
         PluginSources {
-            builtin: builtin_registry(),
-            registry: self.registry.clone().or_else(default_registry),
-            search_path: std::env::var_os("RINSEQ_PLUGIN_PATH")
-                .map(|v| std::env::split_paths(&v).collect())
-                .unwrap_or_default(),
+            registry: self.registry.clone().or(defaults.registry),
             extra: self.plugins.clone(),
+            ..defaults
         }
     }
 }
 
-/// The user registry when `--registry` is not given: `$RINSEQ_REGISTRY`, else
-/// `./registry.toml`, else none.
-fn default_registry() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RINSEQ_REGISTRY") {
-        return Some(PathBuf::from(p));
-    }
-    let local = PathBuf::from("registry.toml");
-    local.is_file().then_some(local)
-}
-
 /// The registry of the rinseq source tree this binary was built from, if it is still there.
-pub fn builtin_registry() -> Option<PathBuf> {
-    let built = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../registry.toml"));
-    built.is_file().then_some(built)
-}
+pub use crate::api::options::builtin_registry;
 
 /// Runs the CLI and returns the process exit code. Errors print as one line on stderr; a panic
 /// is caught and reported rather than shown as a backtrace.
