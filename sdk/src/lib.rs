@@ -1,13 +1,17 @@
 //! # rinseq-sdk: write rinseq plugins in ordinary Rust
 //!
 //! rinseq loads every attribution method, step function and aggregator from plugin libraries
-//! (`cdylib`s) at run time. This crate is the boundary: ABI-stable data ([`Tensor`],
-//! [`Token`], [`PluginError`]...), one trait per plugin kind, the host callback trait through
-//! which a method drives the model ([`Host`]), and [`export_plugins!`], which exports a
+//! (`cdylib`s) at run time. This crate is the boundary: plain Rust data ([`Tensor`],
+//! [`Token`], [`PluginError`]...; their ABI-stable mirrors live in [`abi`]), one trait per
+//! plugin kind, the handle through which a method drives the model ([`Host`]), a [`toolkit`] of
+//! helpers methods share, a test kit ([`testing`]), and [`export_plugins!`], which exports a
 //! library's root module. Plugin crates depend on this crate, `serde` and `schemars` only — no
 //! `abi_stable`.
 //!
 //! ## A small method, end to end
+//!
+//! The [`toolkit`] holds the plumbing methods share (host requests, layout, path integrals,
+//! perturbations); the method itself stays short:
 //!
 //! ```
 //! use rinseq_sdk::prelude::*;
@@ -15,10 +19,7 @@
 //! /// Parameters: parsed from the JSON the host passes (`--attribution-kwargs`).
 //! #[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 //! #[serde(deny_unknown_fields, default)]
-//! pub struct Params {
-//!     /// Take the absolute value of the gradient.
-//!     pub abs: bool,
-//! }
+//! pub struct Params { pub abs: bool }
 //!
 //! /// Gradient of the attributed function with respect to the input embeddings.
 //! pub struct MySaliency(Params);
@@ -29,58 +30,41 @@
 //!     const DESCRIPTION: &'static str = "Gradient of the target w.r.t. input embeddings.";
 //!     type Params = Params;
 //!     fn capabilities() -> Capabilities {
-//!         Capabilities::method(Flags::USES_GRADIENTS, OutputKind::GRANULAR, "vnorm")
+//!         Capabilities::method(Flags::USES_GRADIENTS, OutputKind::Granular, &["vnorm"])
 //!     }
 //! }
 //!
 //! impl AttributionPlugin for MySaliency {
-//!     fn new(params: Params) -> Result<Self, PluginError> {
-//!         Ok(Self(params))
-//!     }
+//!     fn new(params: Params) -> Result<Self, PluginError> { Ok(Self(params)) }
 //!
 //!     fn attribute(&self, host: &Host<'_>, req: &AttributionRequest)
-//!         -> Result<AttributionOutput, PluginError>
-//!     {
+//!         -> Result<AttributionOutput, PluginError> {
 //!         let mut out = AttributionOutput::default();
 //!         for (i, seq) in req.sequences.iter().enumerate() {
-//!             // One request for every step of the sequence: the host shares the work.
-//!             let grads = host.gradients(&GradientRequest {
-//!                 sequence: i as u32,
-//!                 wrt: Wrt::InputEmbeddings,
-//!                 points: vec![InputPoint::actual()].into(),
-//!                 steps: seq.steps.clone(),
-//!                 rule: GradientRule::STANDARD,
-//!             })?;
-//!             let abs = self.0.abs;
-//!             // (points=1, steps, len, hidden) -> (len, steps, hidden)
-//!             let to_scores = |g: Tensor| steps_last(&g, abs);
-//!             out.sequences.push(SequenceScores {
-//!                 source: grads.source.map(to_scores),
-//!                 target: grads.target.map(to_scores),
-//!                 ..Default::default()
-//!             });
+//!             // Every step in one host request: `(steps, len, hidden)` per attributed side.
+//!             let (mut source, mut target) = plain_gradients(host, i, seq)?;
+//!             for t in source.iter_mut().chain(target.iter_mut()).filter(|_| self.0.abs) {
+//!                 t.data.iter_mut().for_each(|v| *v = v.abs());
+//!             }
+//!             // Token-major `(len, steps, hidden)`; the host masks future target positions.
+//!             out.sequences.push(to_sequence_scores(seq, source, target)?);
 //!         }
 //!         Ok(out)
 //!     }
 //! }
 //!
-//! fn steps_last(g: &Tensor, abs: bool) -> Tensor {
-//!     let (steps, len, hidden) = (g.shape[1], g.shape[2], g.shape[3]);
-//!     let mut data = vec![0.0; steps * len * hidden];
-//!     for s in 0..steps {
-//!         for t in 0..len {
-//!             for h in 0..hidden {
-//!                 let v = g.data[(s * len + t) * hidden + h];
-//!                 data[(t * steps + s) * hidden + h] = if abs { v.abs() } else { v };
-//!             }
-//!         }
-//!     }
-//!     Tensor::new(vec![len, steps, hidden], data).expect("shape matches")
-//! }
-//!
 //! // In the plugin crate (crate-type = ["cdylib"]), one line exports everything:
 //! rinseq_sdk::export_plugins! { attribution: [MySaliency] }
-//! # fn main() {}
+//!
+//! # fn main() -> Result<(), PluginError> {
+//! // And a unit test runs it on the SDK's toy model:
+//! let toy = rinseq_sdk::testing::ToyHost::new(&[1, 2, 3, 4], 2);
+//! let out = toy.attribute(&MySaliency(Params { abs: true }))?;
+//! let target = out.sequences[0].target.as_ref().unwrap();
+//! assert_eq!(target.shape, vec![4, 2, rinseq_sdk::testing::TOY_HIDDEN]);
+//! assert!(target.at(&[0, 0, 0]) >= 0.0);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Register the built library in `registry.toml` (or pass `--plugin PATH`) and the host lists it
@@ -96,7 +80,7 @@
 //! ## Panics
 //!
 //! Every entry point generated by [`export_plugins!`] runs inside `catch_unwind`: a panic in a
-//! plugin becomes a [`PluginError`] with code [`ErrorCode::PANIC`] in the host. Build plugins with
+//! plugin becomes a [`PluginError`] with code [`ErrorCode::Panic`] in the host. Build plugins with
 //! `panic = "unwind"` (the default).
 
 #![warn(missing_docs)]
@@ -111,27 +95,25 @@ pub mod layout;
 pub mod requests;
 pub mod step;
 pub mod tensor;
+pub mod testing;
+pub mod toolkit;
 
-pub use abi::{
-    AggregatorBox, AttributionMethodBox, HostModel, HostModelRef, HostModel_TO, PluginDescriptor,
-    PluginFactory, PluginLib, PluginLibRef, StepFunctionBox,
-};
 pub use author::{AggregatorPlugin, AttributionPlugin, PluginInfo, StepFunctionPlugin};
 pub use capabilities::{Capabilities, Flags, OutputKind};
 pub use data::{
     AttributionOutput, AttributionRequest, ModelInfo, ModelKind, SequenceAttribution,
-    SequenceInput, SequenceScores, Side, Token,
+    SequenceInput, SequenceScores, Side, Token, TokenId,
 };
 pub use error::{ErrorCode, PluginError};
-pub use host::{Host, SidePair};
+pub use host::{Host, HostApi, SidePair};
 pub use requests::{
-    EmbedRequest, GradientRequest, GradientResponse, GradientRule, InputPoint, InternalsRequest,
+    GradientRequest, GradientResponse, GradientRule, InputPoint, InternalsRequest,
     InternalsResponse, Intervention, InterventionOp, PointSide, ScoreRequest, Wrt,
 };
 pub use step::{StepInput, StepOutput};
 pub use tensor::{NamedTensor, Tensor, TensorView};
 
-/// Re-exported for the macros and for hosts; plugin crates need not depend on it.
+/// Re-exported for the macros; plugin crates need not depend on it.
 #[doc(hidden)]
 pub use abi_stable;
 
@@ -159,13 +141,19 @@ const _: () = {
 
 /// Everything a plugin author needs, in one `use`.
 pub mod prelude {
+    pub use crate::toolkit::{
+        mask_future_positions, plain_gradients, source_ids, steps_to_token_major, target_ids,
+        to_sequence_scores, Accumulator, AttributedSides, Endpoints, IntegrationMethod,
+        LayerTarget, Occlusion, PathRun, PointGrads, Progress, Quadrature, TensorIndex,
+        TensorIndexMut,
+    };
     pub use crate::{
         AggregatorPlugin, AttributionOutput, AttributionPlugin, AttributionRequest, Capabilities,
         ErrorCode, Flags, GradientRequest, GradientResponse, GradientRule, Host, InputPoint,
         InternalsRequest, InternalsResponse, Intervention, InterventionOp, ModelInfo, ModelKind,
         NamedTensor, OutputKind, PluginError, PluginInfo, PointSide, ScoreRequest,
         SequenceAttribution, SequenceInput, SequenceScores, Side, SidePair, StepFunctionPlugin,
-        StepInput, StepOutput, Tensor, TensorView, Token, Wrt,
+        StepInput, StepOutput, Tensor, TensorView, Token, TokenId, Wrt,
     };
 }
 
@@ -189,20 +177,20 @@ macro_rules! export_plugins {
     ) => {
         const _: () = {
             extern "C" fn __rinseq_plugins()
-                -> $crate::abi_stable::std_types::RVec<$crate::PluginDescriptor>
+                -> $crate::abi_stable::std_types::RVec<$crate::abi::PluginDescriptor>
             {
                 ::std::panic::catch_unwind(|| {
                     let mut v = $crate::abi_stable::std_types::RVec::new();
-                    $($( v.push($crate::author::attribution::<$a>()); )*)?
-                    $($( v.push($crate::author::step_function::<$s>()); )*)?
-                    $($( v.push($crate::author::aggregator::<$g>()); )*)?
+                    $($( v.push($crate::abi::guest::attribution::<$a>()); )*)?
+                    $($( v.push($crate::abi::guest::step_function::<$s>()); )*)?
+                    $($( v.push($crate::abi::guest::aggregator::<$g>()); )*)?
                     v
                 })
                 .unwrap_or_default()
             }
 
-            fn __rinseq_root() -> $crate::PluginLibRef {
-                $crate::author::root_module(
+            fn __rinseq_root() -> $crate::abi::PluginLibRef {
+                $crate::abi::guest::root_module(
                     env!("CARGO_PKG_NAME"),
                     env!("CARGO_PKG_VERSION"),
                     __rinseq_plugins,
@@ -216,7 +204,7 @@ macro_rules! export_plugins {
                     $crate::abi_stable::library::__call_root_module_loader(__rinseq_root)
                 }
                 unsafe {
-                    $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginLibRef>(
+                    $crate::abi_stable::library::LibHeader::from_constructor::<$crate::abi::PluginLibRef>(
                         __rinseq_erased,
                         $crate::abi_stable::library::CheckTypeLayout::Yes,
                     )

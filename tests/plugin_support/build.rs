@@ -90,6 +90,8 @@ pub fn workspace_plugin(crate_name: &str) -> PathBuf {
                     "rinseq-step-functions",
                     "rinseq-aggregators",
                     "rinseq-gradient-methods",
+                    "rinseq-internals-methods",
+                    "rinseq-perturbation-methods",
                     "rinseq-test-not-a-plugin",
                     "rinseq-test-faulty",
                 ],

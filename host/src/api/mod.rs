@@ -49,7 +49,8 @@ pub type GenerationKwargs = crate::generation::GenerationConfig;
 /// # let mut cargo = std::process::Command::new(env!("CARGO"));
 /// # cargo.arg("build").arg("--manifest-path");
 /// # cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
-/// # for p in ["rinseq-step-functions", "rinseq-aggregators", "rinseq-gradient-methods"] {
+/// # for p in ["rinseq-step-functions", "rinseq-aggregators", "rinseq-gradient-methods",
+/// #           "rinseq-internals-methods", "rinseq-perturbation-methods"] {
 /// #     cargo.args(["-p", p]);
 /// # }
 /// # if !cfg!(debug_assertions) {

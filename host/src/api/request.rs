@@ -127,6 +127,18 @@ impl<'m> AttributeRequest<'m> {
         self
     }
 
+    /// Tokens (rows × length) per batched differentiable forward (memory vs speed).
+    pub fn tokens_per_forward(mut self, n: impl Into<Option<usize>>) -> Self {
+        self.options.tokens_per_forward = n.into();
+        self
+    }
+
+    /// One differentiable forward per (point, step) instead of one shared forward per point.
+    pub fn per_row_forward(mut self, on: bool) -> Self {
+        self.options.per_row_forward = on;
+        self
+    }
+
     /// Contrastive targets, one per input (decoder-only: prompt included).
     pub fn contrast_targets<I: IntoIterator<Item = S>, S: Into<String>>(mut self, t: I) -> Self {
         self.contrast_mut().targets = t.into_iter().map(Into::into).collect();

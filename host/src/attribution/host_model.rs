@@ -115,6 +115,12 @@ impl<'a> ModelHost<'a> {
     fn sides(&self, sequence: usize, baseline: bool, wrt: &Wrt) -> Result<SidePair, PluginError> {
         let seq = self.seq(sequence)?;
         let hidden = self.model.spec().hidden_size;
+        if baseline && seq.target_baseline.len() != seq.target_ids.len() {
+            return Err(PluginError::unsupported(
+                "this model's tokenizer has neither an UNK nor a PAD token, so there is no \
+                 baseline token: use a method without baselines",
+            ));
+        }
         let (src_ids, tgt_ids) = if baseline {
             (&seq.source_baseline, &seq.target_baseline)
         } else {

@@ -79,6 +79,12 @@ pub struct AttributeOptions {
     /// Run the contrast input when the attributed function is contrastive (otherwise the original
     /// forward is reused and only the target id changes, as in Inseq).
     pub contrast_force_inputs: bool,
+    /// Tokens (rows × sequence length) per batched differentiable forward: bounds the
+    /// activations kept for the backward pass (default [`host_model::DEFAULT_TOKENS_PER_FORWARD`]).
+    pub tokens_per_forward: Option<usize>,
+    /// Serve gradient requests with one differentiable forward per (point, step) instead of one
+    /// shared forward per point (benchmarks, debugging; same numbers up to float order).
+    pub per_row_forward: bool,
 }
 
 /// A method's result for one sequence, with its recorded step scores.
@@ -124,7 +130,8 @@ pub fn encode_batch(
     let target_tok = loaded.target_tokenizer.as_ref().unwrap_or(tok);
     let spec = &loaded.spec;
     let special = &tok.special;
-    let unk = special.unk.or(special.pad).unwrap_or(0);
+    // No UNK and no PAD: no baseline token; methods that ask for baselines get a clear error.
+    let unk = special.unk.or(special.pad);
     let encoded: Vec<Vec<u32>> = inputs
         .iter()
         .map(|t| tok.encode(t, true))
@@ -390,13 +397,12 @@ pub fn attribute(
             special_ids: special_ids(loaded),
             method_flags: method.capabilities.flags,
             attribute_target: opts.attribute_target || decoder_only,
-            tokens_per_forward: std::env::var("RINSEQ_TOKENS_PER_FORWARD")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(host_model::DEFAULT_TOKENS_PER_FORWARD),
+            tokens_per_forward: opts
+                .tokens_per_forward
+                .unwrap_or(host_model::DEFAULT_TOKENS_PER_FORWARD)
+                .max(1),
             force_contrast_inputs: opts.contrast_force_inputs,
-            // `RINSEQ_SHARED_FORWARD=0` runs one forward per step (benchmarks, debugging).
-            share_forward: std::env::var("RINSEQ_SHARED_FORWARD").map_or(true, |v| v != "0"),
+            share_forward: !opts.per_row_forward,
         };
         let request = AttributionRequest {
             sequences: chunk.iter().map(EncodedSequence::to_sdk).collect(),

@@ -41,7 +41,16 @@ impl EncodedSequence {
 
 /// Baseline ids for `ids`: `unk` everywhere except EOS positions, which keep EOS unless
 /// `include_eos_baseline` (Inseq's `HuggingfaceModel.encode(return_baseline=True)`).
-pub fn baseline_ids(ids: &[u32], unk: u32, eos: &[u32], include_eos_baseline: bool) -> Vec<u32> {
+/// Empty when the tokenizer has no baseline token (`unk` is `None`).
+pub fn baseline_ids(
+    ids: &[u32],
+    unk: Option<u32>,
+    eos: &[u32],
+    include_eos_baseline: bool,
+) -> Vec<u32> {
+    let Some(unk) = unk else {
+        return Vec::new();
+    };
     ids.iter()
         .map(|id| {
             if !include_eos_baseline && eos.contains(id) {

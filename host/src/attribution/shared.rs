@@ -7,7 +7,7 @@
 //! its prefix (and the whole encoder), several steps (and points) per backward batch. For a
 //! 10-token generation this skips about 85% of the decoder's forward work (each step re-ran its
 //! whole prefix). SmolLM2-135M in `cargo bench -p rinseq --bench attribution`, medians of one
-//! run each way (`RINSEQ_SHARED_FORWARD=0` selects the per-row path): integrated gradients
+//! run each way (`--per-row-forward` selects the per-row path): integrated gradients
 //! 26.3 → 14.4 s, saliency 0.96 → 0.44 s. Used for plain gradients and scores with respect to
 //! the input embeddings of models that implement `prefix_forward` (GPT-2, Llama / Qwen2 /
 //! Mistral, BART / mBART / Marian); DeepLIFT, layer requests, MC dropout and T5 take the

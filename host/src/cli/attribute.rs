@@ -79,6 +79,14 @@ pub struct AttributionFlags {
     /// Sequences per batch.
     #[arg(long = "batch-size")]
     pub batch_size: Option<usize>,
+    /// Tokens (rows × length) per batched differentiable forward: lower bounds memory, higher
+    /// can be faster (default 64).
+    #[arg(long = "tokens-per-forward", value_name = "N")]
+    pub tokens_per_forward: Option<usize>,
+    /// One differentiable forward per (point, step) instead of one shared forward per point
+    /// (for benchmarks and debugging: the same numbers up to float summation order).
+    #[arg(long = "per-row-forward")]
+    pub per_row_forward: bool,
     /// Also keep per-step attributions in the output.
     #[arg(long = "output-step-attributions")]
     pub output_step_attributions: bool,

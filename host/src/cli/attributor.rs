@@ -92,6 +92,8 @@ impl Attributor {
             .attr_pos_end(f.end_pos)
             .include_eos_baseline(f.include_eos_baseline)
             .batch_size(f.batch_size)
+            .tokens_per_forward(f.tokens_per_forward)
+            .per_row_forward(f.per_row_forward)
             .output_step_attributions(f.output_step_attributions);
         Ok(request.run()?)
     }

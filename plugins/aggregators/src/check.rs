@@ -17,21 +17,21 @@ pub fn finish(mut seq: SequenceAttribution) -> Result<SequenceAttribution, Plugi
         })?;
     let s = &seq.scores;
     let dims = |t: &rinseq_sdk::Tensor| (t.shape.first().copied(), t.shape.get(1).copied());
-    if let Some(t) = s.source.as_ref().into_option() {
+    if let Some(t) = s.source.as_ref() {
         if dims(t) != (Some(seq.source.len()), Some(steps)) {
             return Err(mismatch(format!(
                 "source attributions of shape {:?} don't fit {} source tokens × {steps} steps",
-                t.shape.as_slice(),
+                &t.shape[..],
                 seq.source.len()
             )));
         }
     }
-    if let Some(t) = s.target.as_ref().into_option() {
+    if let Some(t) = s.target.as_ref() {
         let rows = seq.target.len().min(seq.attr_pos_end);
         if dims(t) != (Some(rows), Some(steps)) {
             return Err(mismatch(format!(
                 "target attributions of shape {:?} don't fit {rows} target tokens × {steps} steps",
-                t.shape.as_slice()
+                &t.shape[..]
             )));
         }
     }
@@ -43,12 +43,12 @@ pub fn finish(mut seq: SequenceAttribution) -> Result<SequenceAttribution, Plugi
         return Err(mismatch(format!(
             "step score '{}' of shape {:?} doesn't have {steps} steps",
             bad.name,
-            bad.tensor.shape.as_slice()
+            &bad.tensor.shape[..]
         )));
     }
     Ok(seq)
 }
 
 fn mismatch(msg: String) -> PluginError {
-    PluginError::new(ErrorCode::SHAPE_MISMATCH, msg)
+    PluginError::new(ErrorCode::ShapeMismatch, msg)
 }

@@ -42,7 +42,7 @@ pub fn merge_tokens(tokens: &[Token], spans: &SpanList) -> Vec<Token> {
     while i < tokens.len() {
         if let Some(&(_, e)) = spans.iter().find(|(s, _)| *s == i) {
             let text: String = tokens[i..e].iter().map(|t| t.text.as_str()).collect();
-            out.push(Token::new(text, -1));
+            out.push(Token::merged(text));
             i = e;
         } else {
             out.push(tokens[i].clone());
@@ -95,10 +95,10 @@ pub fn merge(
     let (start, end) = (seq.attr_pos_start, seq.attr_pos_end);
     let gen = relativize(tgt_spans, start);
     let s = &mut seq.scores;
-    if let Some(t) = s.source.as_mut().into_option() {
+    if let Some(t) = s.source.as_mut() {
         *t = sequential(t, src_spans, &gen, fns.source)?;
     }
-    if let Some(t) = s.target.as_mut().into_option() {
+    if let Some(t) = s.target.as_mut() {
         *t = sequential(t, tgt_spans, &gen, fns.target)?;
     }
     for n in s.step_scores.iter_mut() {
@@ -128,7 +128,7 @@ pub fn merge(
         })?;
         seq.attr_pos_end = new_start + steps;
     }
-    seq.source = merge_tokens(&seq.source, src_spans).into();
-    seq.target = merge_tokens(&seq.target, tgt_spans).into();
+    seq.source = merge_tokens(&seq.source, src_spans);
+    seq.target = merge_tokens(&seq.target, tgt_spans);
     finish(seq)
 }

@@ -6,7 +6,7 @@ use rinseq_sdk::{ErrorCode, PluginError, Tensor};
 use crate::reduce::Reduction;
 
 fn shape_error(msg: String) -> PluginError {
-    PluginError::new(ErrorCode::SHAPE_MISMATCH, msg)
+    PluginError::new(ErrorCode::ShapeMismatch, msg)
 }
 
 /// `(outer, len, inner)` sizes of `t` around `axis`.
@@ -14,7 +14,7 @@ fn around(t: &Tensor, axis: usize) -> Result<(usize, usize, usize), PluginError>
     if axis >= t.ndim() {
         return Err(shape_error(format!(
             "a tensor of shape {:?} has no axis {axis}",
-            t.shape.as_slice()
+            &t.shape[..]
         )));
     }
     let outer = t.shape[..axis].iter().product();
@@ -145,8 +145,8 @@ pub fn take_blocks(t: &Tensor, spans: &[(usize, usize)]) -> Result<Tensor, Plugi
         if b.shape[1..] != first.shape[1..] {
             return Err(shape_error(format!(
                 "cannot concatenate blocks of shapes {:?} and {:?}",
-                first.shape.as_slice(),
-                b.shape.as_slice()
+                &first.shape[..],
+                &b.shape[..]
             )));
         }
         shape[0] += b.shape[0];
@@ -164,8 +164,8 @@ pub fn zip_with(
     if a.shape != b.shape {
         return Err(shape_error(format!(
             "shapes {:?} and {:?} differ",
-            a.shape.as_slice(),
-            b.shape.as_slice()
+            &a.shape[..],
+            &b.shape[..]
         )));
     }
     let data = a

@@ -27,12 +27,12 @@ pub fn postprocess(parts: &mut [&mut Tensor], post: Post) -> Result<(), PluginEr
         .find(|t| t.shape.get(1..).unwrap_or(&[]) != tail)
     {
         return Err(PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
+            ErrorCode::ShapeMismatch,
             format!(
                 "cannot normalise source and target jointly: shapes {:?} and {:?} differ past the \
                  token axis",
-                first.shape.as_slice(),
-                bad.shape.as_slice()
+                &first.shape[..],
+                &bad.shape[..]
             ),
         ));
     }

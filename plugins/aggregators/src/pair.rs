@@ -40,7 +40,7 @@ fn token_pair(a: &[Token], b: &[Token]) -> Vec<Token> {
             if x.text == y.text {
                 x.clone()
             } else {
-                Token::new(format!("{} → {}", x.text, y.text), -1)
+                Token::merged(format!("{} → {}", x.text, y.text))
             }
         })
         .collect()
@@ -54,11 +54,11 @@ fn diff(what: &str, x: &Tensor, y: Option<&Tensor>) -> Result<Tensor, PluginErro
     })?;
     zip_with(x, y, |a, b| b - a).map_err(|_| {
         PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
+            ErrorCode::ShapeMismatch,
             format!(
                 "{what} must have the same shape: {:?} here, {:?} in paired_attr",
-                x.shape.as_slice(),
-                y.shape.as_slice()
+                &x.shape[..],
+                &y.shape[..]
             ),
         )
     })
@@ -84,22 +84,22 @@ impl AggregatorPlugin for Pair {
         ] {
             if a != b {
                 return Err(PluginError::new(
-                    ErrorCode::SHAPE_MISMATCH,
+                    ErrorCode::ShapeMismatch,
                     format!("{what} sequences must have the same length: {a} tokens here, {b} in paired_attr"),
                 ));
             }
         }
         let (s, o) = (&mut seq.scores, &other.scores);
-        if let Some(t) = s.source.as_mut().into_option() {
-            *t = diff("source attributions", t, o.source.as_ref().into_option())?;
+        if let Some(t) = s.source.as_mut() {
+            *t = diff("source attributions", t, o.source.as_ref())?;
         }
-        if let Some(t) = s.target.as_mut().into_option() {
-            *t = diff("target attributions", t, o.target.as_ref().into_option())?;
+        if let Some(t) = s.target.as_mut() {
+            *t = diff("target attributions", t, o.target.as_ref())?;
         }
         named_diff("step score", &mut s.step_scores, &o.step_scores)?;
         named_diff("sequence score", &mut s.sequence_scores, &o.sequence_scores)?;
-        seq.source = token_pair(&seq.source, &other.source).into();
-        seq.target = token_pair(&seq.target, &other.target).into();
+        seq.source = token_pair(&seq.source, &other.source);
+        seq.target = token_pair(&seq.target, &other.target);
         finish(seq)
     }
 }

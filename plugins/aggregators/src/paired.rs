@@ -133,7 +133,7 @@ impl SequenceJson {
             v.iter()
                 .map(|t| TokenJson {
                     token: t.text.to_string(),
-                    id: t.id,
+                    id: t.id.map_or(-1, i64::from),
                 })
                 .collect()
         };
@@ -149,8 +149,8 @@ impl SequenceJson {
             target: toks(&seq.target),
             attr_pos_start: seq.attr_pos_start,
             attr_pos_end: Some(seq.attr_pos_end),
-            source_attributions: seq.scores.source.as_ref().into_option().map(tensor_json),
-            target_attributions: seq.scores.target.as_ref().into_option().map(tensor_json),
+            source_attributions: seq.scores.source.as_ref().map(tensor_json),
+            target_attributions: seq.scores.target.as_ref().map(tensor_json),
             step_scores: named(&seq.scores.step_scores),
             sequence_scores: named(&seq.scores.sequence_scores),
         }
@@ -160,23 +160,26 @@ impl SequenceJson {
     pub fn to_sequence(&self) -> Result<SequenceAttribution, PluginError> {
         let toks = |v: &[TokenJson]| {
             v.iter()
-                .map(|t| Token::new(t.token.clone(), t.id))
+                .map(|t| Token {
+                    text: t.token.clone(),
+                    id: u32::try_from(t.id).ok(),
+                })
                 .collect::<Vec<_>>()
         };
         let opt = |t: &Option<TensorJson>, w: &str| t.as_ref().map(|t| tensor(t, w)).transpose();
         Ok(SequenceAttribution {
-            source: toks(&self.source).into(),
-            target: toks(&self.target).into(),
+            source: toks(&self.source),
+            target: toks(&self.target),
             attr_pos_start: self.attr_pos_start,
             attr_pos_end: self
                 .attr_pos_end
                 .unwrap_or(self.target.len())
                 .min(self.target.len()),
             scores: SequenceScores {
-                source: opt(&self.source_attributions, "source_attributions")?.into(),
-                target: opt(&self.target_attributions, "target_attributions")?.into(),
-                step_scores: named(&self.step_scores, "step_scores")?.into(),
-                sequence_scores: named(&self.sequence_scores, "sequence_scores")?.into(),
+                source: opt(&self.source_attributions, "source_attributions")?,
+                target: opt(&self.target_attributions, "target_attributions")?,
+                step_scores: named(&self.step_scores, "step_scores")?,
+                sequence_scores: named(&self.sequence_scores, "sequence_scores")?,
             },
         })
     }

@@ -50,7 +50,7 @@ impl Reduction {
     pub fn try_apply(self, xs: &[f32]) -> Result<f32, PluginError> {
         if xs.is_empty() && self.needs_values() {
             return Err(PluginError::new(
-                rinseq_sdk::ErrorCode::SHAPE_MISMATCH,
+                rinseq_sdk::ErrorCode::ShapeMismatch,
                 format!("cannot reduce an empty span with {self:?}"),
             ));
         }

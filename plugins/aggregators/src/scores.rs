@@ -123,12 +123,7 @@ impl ScoresConfig {
         s: &SequenceScores,
         r: Reduction,
     ) -> Result<(Option<Tensor>, Option<Tensor>), PluginError> {
-        let side = |t: &ROpt| {
-            t.as_ref()
-                .into_option()
-                .map(|t| self.reduce(t, r))
-                .transpose()
-        };
+        let side = |t: &ROpt| t.as_ref().map(|t| self.reduce(t, r)).transpose();
         let (mut src, mut tgt) = (side(&s.source)?, side(&s.target)?);
         let mut parts: Vec<&mut Tensor> = src.iter_mut().chain(tgt.iter_mut()).collect();
         postprocess(&mut parts, self.post)?;
@@ -143,12 +138,12 @@ impl ScoresConfig {
         let s = &seq.scores;
         for t in [&s.source, &s.target]
             .into_iter()
-            .filter_map(|t| t.as_ref().into_option())
+            .filter_map(|t| t.as_ref())
         {
             if t.ndim() <= 2 {
                 return Err(PluginError::unsupported(format!(
                     "attributions of shape {:?} are already (tokens, steps): nothing left to aggregate",
-                    t.shape.as_slice()
+                    &t.shape[..]
                 )));
             }
         }
@@ -160,8 +155,8 @@ impl ScoresConfig {
         } else {
             self.process(s, self.fns.target)?.1
         };
-        seq.scores.source = src.into();
-        seq.scores.target = tgt.into();
+        seq.scores.source = src;
+        seq.scores.target = tgt;
         for named in seq.scores.sequence_scores.iter_mut() {
             named.tensor = self.reduce(&named.tensor, self.fns.sequence)?;
         }
@@ -169,7 +164,7 @@ impl ScoresConfig {
     }
 }
 
-type ROpt = rinseq_sdk::abi_stable::std_types::ROption<Tensor>;
+type ROpt = Option<Tensor>;
 
 /// Inseq's `scores` aggregator: reduces the last dimension of the attributions and sequence
 /// scores with `aggregate_fn` (default mean), then normalises or rescales.

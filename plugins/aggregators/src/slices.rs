@@ -101,10 +101,10 @@ impl AggregatorPlugin for Slices {
         let (src, tgt) = self.ranges(&seq)?;
         let start = seq.attr_pos_start;
         let sc = &mut seq.scores;
-        if let Some(t) = sc.source.as_mut().into_option() {
+        if let Some(t) = sc.source.as_mut() {
             *t = take_rows(t, &src)?;
         }
-        if let Some(t) = sc.target.as_mut().into_option() {
+        if let Some(t) = sc.target.as_mut() {
             *t = take_rows(t, &tgt)?;
         }
         for n in sc.sequence_scores.iter_mut() {
@@ -118,8 +118,8 @@ impl AggregatorPlugin for Slices {
         }
         // Step scores and attr_pos_end stay (the end is clamped to the new target length).
         seq.attr_pos_start = tgt.iter().map(|&(s, e)| e.min(start) - s).sum();
-        seq.source = tokens(&seq.source, &src).into();
-        seq.target = tokens(&seq.target, &tgt).into();
+        seq.source = tokens(&seq.source, &src);
+        seq.target = tokens(&seq.target, &tgt);
         finish(seq)
     }
 }

@@ -1,7 +1,7 @@
 //! `deeplift`: Captum `DeepLift` (rescale rule) against the UNK baseline:
 //! `(x − x′) ⊙ m`, where `m` are the DeepLIFT multipliers of the attributed function.
 //!
-//! The multipliers come from the host: a [`GradientRule::DEEPLIFT_RESCALE`] request whose first
+//! The multipliers come from the host: a [`GradientRule::DeepLiftRescale`] request whose first
 //! point is the baseline and whose second point is the actual input; the plugin reads the
 //! multipliers at the second point and the scores of both points for the convergence delta.
 //! As in Captum, only non-linearities HF builds as `nn.ReLU`/`nn.Tanh` modules are rescaled
@@ -10,9 +10,8 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{
-    accumulate, baseline_method_capabilities, convergence_deltas, finish_sequence, point_scores,
-    AttributedSides, PathRun,
+use rinseq_sdk::toolkit::{
+    convergence_deltas, finish_sequence, point_scores, AttributedSides, PathRun,
 };
 
 /// Parameters of `deeplift`.
@@ -44,7 +43,11 @@ impl PluginInfo for DeepLift {
         "DeepLIFT rescale-rule multipliers times (input - baseline) (Captum DeepLift).";
     type Params = DeepLiftParams;
     fn capabilities() -> Capabilities {
-        baseline_method_capabilities()
+        Capabilities::method(
+            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+            OutputKind::Granular,
+            &["vnorm"],
+        )
     }
 }
 
@@ -76,7 +79,7 @@ pub fn run_deeplift(
 ) -> Result<AttributionOutput, PluginError> {
     // The baseline point and the input, in one request per sequence.
     let run = PathRun::new(host, request, wrt, sides, Some(2), 2)
-        .with_rule(GradientRule::DEEPLIFT_RESCALE);
+        .with_rule(GradientRule::DeepLiftRescale);
     run.run(|s, progress| {
         let (i, seq) = (s.i, s.seq);
         let mut acc = s.accum();
@@ -96,7 +99,7 @@ pub fn run_deeplift(
             |k, g| {
                 f[k] = g.scores.to_vec();
                 if k == 1 {
-                    accumulate(&mut acc, &s.ends, &g, 1.0)?;
+                    acc.add(&s.ends, &g, 1.0)?;
                 }
                 Ok(())
             },

@@ -13,9 +13,8 @@ use rand::{Rng, SeedableRng};
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{
-    accumulate, baseline_method_capabilities, check_batch_size, convergence_deltas,
-    finish_sequence, point_scores, PathRun,
+use rinseq_sdk::toolkit::{
+    check_batch_size, convergence_deltas, finish_sequence, point_scores, PathRun,
 };
 
 /// Parameters of `gradient_shap`.
@@ -62,7 +61,11 @@ impl PluginInfo for GradientShap {
         "Expected gradients between the baseline and noisy inputs (Captum GradientShap).";
     type Params = GradientShapParams;
     fn capabilities() -> Capabilities {
-        baseline_method_capabilities()
+        Capabilities::method(
+            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+            OutputKind::Granular,
+            &["vnorm"],
+        )
     }
 }
 
@@ -144,7 +147,7 @@ impl AttributionPlugin for GradientShap {
                 });
             }
             let noisy_of = |s: &Sample, side: Side| {
-                if side == Side::SOURCE {
+                if side == Side::Source {
                     s.source.clone()
                 } else {
                     s.target.clone()
@@ -170,7 +173,7 @@ impl AttributionPlugin for GradientShap {
             let w = 1.0 / p.n_samples as f64;
             one.for_each_point(p.n_samples, progress, make_point, |k, g| {
                 if !p.multiply_by_inputs {
-                    return accumulate(&mut acc, ends, &g, w);
+                    return acc.add(ends, &g, w);
                 }
                 // (x̃ₖ − x′) ⊙ gₖ differs per sample: multiply before accumulating.
                 for (side, e) in ends.sides() {

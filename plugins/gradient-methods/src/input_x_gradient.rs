@@ -3,7 +3,7 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{plain_gradients, times_input, to_sequence_scores};
+use rinseq_sdk::toolkit::{plain_gradients, times_input, to_sequence_scores};
 
 /// `input_x_gradient` takes no parameters.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone, Default)]
@@ -19,7 +19,7 @@ impl PluginInfo for InputXGradient {
     const DESCRIPTION: &'static str = "Input embeddings times the gradient of the target.";
     type Params = NoParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(Flags::USES_GRADIENTS, OutputKind::GRANULAR, "vnorm")
+        Capabilities::method(Flags::USES_GRADIENTS, OutputKind::Granular, &["vnorm"])
     }
 }
 
@@ -36,7 +36,7 @@ impl AttributionPlugin for InputXGradient {
         let mut out = AttributionOutput::default();
         for (i, seq) in request.sequences.iter().enumerate() {
             let (mut src, mut tgt) = plain_gradients(host, i, seq)?;
-            let x = host.inputs(i as u32, &Wrt::InputEmbeddings)?;
+            let x = host.inputs(i, &Wrt::InputEmbeddings)?;
             if let Some(g) = src.as_mut() {
                 times_input(g, &x.source)?;
             }

@@ -4,11 +4,9 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{
-    accumulate, baseline_method_capabilities, check_batch_size, AttributedSides, PathRun,
-    PointGrads,
+use rinseq_sdk::toolkit::{
+    check_batch_size, AttributedSides, IntegrationMethod, PathRun, PointGrads, Quadrature,
 };
-use crate::quadrature::IntegrationMethod;
 
 /// Parameters of `integrated_gradients`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -58,7 +56,11 @@ impl PluginInfo for IntegratedGradients {
         "Integrated gradients from the baseline to the input embeddings (Captum IntegratedGradients).";
     type Params = IntegratedGradientsParams;
     fn capabilities() -> Capabilities {
-        baseline_method_capabilities()
+        Capabilities::method(
+            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+            OutputKind::Granular,
+            &["vnorm"],
+        )
     }
 }
 
@@ -87,13 +89,13 @@ pub fn run_integrated_gradients(
     sides: AttributedSides,
     p: &IntegratedGradientsParams,
 ) -> Result<AttributionOutput, PluginError> {
-    let (weights, alphas) = p.method.table(p.n_steps);
+    let Quadrature { weights, alphas } = p.method.quadrature(p.n_steps);
     let run = PathRun::new(host, request, wrt, sides, p.internal_batch_size, p.n_steps);
     run.run(|s, progress| {
         // Σ_k w_k ∂f(x′ + α_k (x − x′)) over the quadrature points.
         let mut acc = s.accum();
-        let point = |k: usize| s.ends.point(|_, e| e.lerp(alphas[k] as f32));
-        let visit = |k: usize, g: PointGrads<'_>| accumulate(&mut acc, &s.ends, &g, weights[k]);
+        let point = |k: usize| s.ends.lerp_point(alphas[k] as f32);
+        let visit = |k: usize, g: PointGrads<'_>| acc.add(&s.ends, &g, weights[k]);
         s.for_each_point(p.n_steps, progress, point, visit)?;
         s.finish(acc, p.multiply_by_inputs, p.return_convergence_delta)
     })

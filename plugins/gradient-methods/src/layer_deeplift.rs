@@ -2,7 +2,7 @@
 //! `(a − a′) ⊙ m`, with `a`/`a′` the layer's activations at the actual and baseline inputs and
 //! `m` the DeepLIFT multipliers of the attributed function with respect to the layer.
 //!
-//! The plugin sends a [`GradientRule::DEEPLIFT_RESCALE`] request whose first point is the baseline
+//! The plugin sends a [`GradientRule::DeepLiftRescale`] request whose first point is the baseline
 //! *input* (token ids: the host runs it whole, so every non-linearity above the layer has its
 //! baseline reference, as in Captum) and whose second point is the actual input, and reads the
 //! multipliers at the layer for the second point.
@@ -10,8 +10,8 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::LayerTarget;
 use crate::deeplift::{run_deeplift, DeepLiftParams};
+use rinseq_sdk::toolkit::LayerTarget;
 
 /// Parameters of `layer_deeplift`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -55,8 +55,8 @@ impl PluginInfo for LayerDeepLift {
     fn capabilities() -> Capabilities {
         Capabilities::method(
             Flags::USES_GRADIENTS | Flags::USES_BASELINES | Flags::LAYER_METHOD,
-            OutputKind::GRANULAR,
-            "vnorm",
+            OutputKind::Granular,
+            &["vnorm"],
         )
     }
 }

@@ -5,8 +5,8 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{
-    accumulate, finish_sequence, for_each_point, Accum, Endpoints, LayerTarget, Progress,
+use rinseq_sdk::toolkit::{
+    finish_sequence, Accumulator, Endpoints, GradientSweep, LayerTarget, Progress,
 };
 
 /// Parameters of `layer_gradient_x_activation`.
@@ -47,8 +47,8 @@ impl PluginInfo for LayerGradientXActivation {
     fn capabilities() -> Capabilities {
         Capabilities::method(
             Flags::USES_GRADIENTS | Flags::LAYER_METHOD,
-            OutputKind::GRANULAR,
-            "vnorm",
+            OutputKind::Granular,
+            &["vnorm"],
         )
     }
 }
@@ -74,18 +74,20 @@ impl AttributionPlugin for LayerGradientXActivation {
         let mut out = AttributionOutput::default();
         for (i, seq) in request.sequences.iter().enumerate() {
             let ends = Endpoints::load(host, i, &wrt, sides, false)?;
-            let mut acc = Accum::new(&ends, seq.steps.len());
-            for_each_point(
+            let mut acc = Accumulator::new(&ends, seq.steps.len());
+            let sweep = GradientSweep {
+                sequence: i,
+                steps: &seq.steps,
+                wrt: &wrt,
+                rule: GradientRule::Standard,
+                chunk: 1,
+            };
+            sweep.run(
                 host,
-                i,
-                seq,
-                &wrt,
-                GradientRule::STANDARD,
-                1,
                 1,
                 &mut progress,
                 |_| Ok(InputPoint::actual()),
-                |_, g| accumulate(&mut acc, &ends, &g, 1.0),
+                |_, g| acc.add(&ends, &g, 1.0),
             )?;
             let (src, tgt) = acc.finish(&ends, |e| {
                 Ok(self.multiply_by_inputs.then(|| e.x.data.to_vec()))

@@ -7,9 +7,9 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::LayerTarget;
+use rinseq_sdk::toolkit::{IntegrationMethod, LayerTarget};
+
 use crate::integrated_gradients::{run_integrated_gradients, IntegratedGradientsParams};
-use crate::quadrature::IntegrationMethod;
 
 /// Parameters of `layer_integrated_gradients`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -63,8 +63,8 @@ impl PluginInfo for LayerIntegratedGradients {
     fn capabilities() -> Capabilities {
         Capabilities::method(
             Flags::USES_GRADIENTS | Flags::USES_BASELINES | Flags::LAYER_METHOD,
-            OutputKind::GRANULAR,
-            "vnorm",
+            OutputKind::Granular,
+            &["vnorm"],
         )
     }
 }

@@ -4,7 +4,7 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{plain_gradients, to_sequence_scores};
+use rinseq_sdk::toolkit::{plain_gradients, to_sequence_scores};
 
 /// Parameters of `saliency`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -30,7 +30,7 @@ impl PluginInfo for Saliency {
         "Gradient of the target w.r.t. input embeddings (|grad| by default).";
     type Params = SaliencyParams;
     fn capabilities() -> Capabilities {
-        Capabilities::method(Flags::USES_GRADIENTS, OutputKind::GRANULAR, "vnorm")
+        Capabilities::method(Flags::USES_GRADIENTS, OutputKind::Granular, &["vnorm"])
     }
 }
 

@@ -11,11 +11,10 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{
-    add_at_position, baseline_method_capabilities, check_batch_size, AttributedSides, Endpoints,
-    PathRun, PointGrads,
+use rinseq_sdk::toolkit::{
+    add_at_position, check_batch_size, AttributedSides, Endpoints, IntegrationMethod, PathRun,
+    PointGrads, Quadrature,
 };
-use crate::quadrature::IntegrationMethod;
 
 /// Parameters of `sequential_integrated_gradients`.
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -57,7 +56,11 @@ impl PluginInfo for SequentialIntegratedGradients {
         "Integrated gradients of each token along its own path, the others fixed (SIG).";
     type Params = SigParams;
     fn capabilities() -> Capabilities {
-        baseline_method_capabilities()
+        Capabilities::method(
+            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+            OutputKind::Granular,
+            &["vnorm"],
+        )
     }
 }
 
@@ -94,7 +97,7 @@ impl AttributionPlugin for SequentialIntegratedGradients {
         request: &AttributionRequest,
     ) -> Result<AttributionOutput, PluginError> {
         let p = &self.0;
-        let (weights, alphas) = p.method.table(p.n_steps);
+        let Quadrature { weights, alphas } = p.method.quadrature(p.n_steps);
         // One token's n_steps points per request by default.
         let run = PathRun::on_inputs(host, request, p.internal_batch_size, p.n_steps)
             .points_per_sequence(|seq, sides| n_positions(seq, sides) * p.n_steps);

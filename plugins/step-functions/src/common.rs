@@ -1,17 +1,16 @@
 //! Input checks and output assembly shared by the step functions beyond `simple`.
 
-use rinseq_sdk::abi_stable::std_types::{ROption, RVec};
 use rinseq_sdk::prelude::*;
 
 /// Checks that `t` is `(batch, vocab)` and returns both sizes.
 pub(crate) fn shape2(what: &str, t: &TensorView<'_>) -> Result<(usize, usize), PluginError> {
-    match t.shape.as_slice() {
-        &[rows, vocab] if t.data.len() == rows * vocab => Ok((rows, vocab)),
-        shape => Err(PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
-            format!("{what} must be (batch, vocab), got shape {shape:?}"),
-        )),
-    }
+    let [rows, vocab] = t.dims().map_err(|_| {
+        PluginError::new(
+            ErrorCode::ShapeMismatch,
+            format!("{what} must be (batch, vocab), got shape {:?}", t.shape),
+        )
+    })?;
+    Ok((rows, vocab))
 }
 
 /// Checks one target id against the vocabulary size.
@@ -19,7 +18,7 @@ pub(crate) fn target(what: &str, id: u32, vocab: usize) -> Result<usize, PluginE
     let id = id as usize;
     if id >= vocab {
         return Err(PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
+            ErrorCode::ShapeMismatch,
             format!("{what} {id} is outside the vocabulary of {vocab}"),
         ));
     }
@@ -30,7 +29,7 @@ pub(crate) fn target(what: &str, id: u32, vocab: usize) -> Result<usize, PluginE
 pub(crate) fn targets(what: &str, ids: &[u32], rows: usize) -> Result<(), PluginError> {
     if ids.len() != rows {
         return Err(PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
+            ErrorCode::ShapeMismatch,
             format!("{what}: expected one per row ({rows}), got {}", ids.len()),
         ));
     }
@@ -64,8 +63,8 @@ pub(crate) fn contrast_per_row(
     row_fn: impl Fn(&ContrastRow<'_>) -> Result<RowOut, PluginError>,
 ) -> Result<StepOutput, PluginError> {
     let (rows, vocab) = shape2("logits", &input.logits)?;
-    targets("target ids", &input.target_ids, rows)?;
-    let ROption::RSome(contrast) = input.contrast_logits else {
+    targets("target ids", input.target_ids, rows)?;
+    let Some(contrast) = input.contrast_logits else {
         return Err(PluginError::invalid_params(format!(
             "'{name}' is contrastive and needs contrast inputs (pass `contrast_targets` and/or \
              `contrast_sources`), but no contrast logits were given"
@@ -74,7 +73,7 @@ pub(crate) fn contrast_per_row(
     let (crows, cvocab) = shape2("contrast logits", &contrast)?;
     if (crows, cvocab) != (rows, vocab) {
         return Err(PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
+            ErrorCode::ShapeMismatch,
             format!(
                 "contrast logits are ({crows}, {cvocab}) but logits are ({rows}, {vocab}): the \
                  contrast batch must match the original batch"
@@ -82,9 +81,9 @@ pub(crate) fn contrast_per_row(
         ));
     }
     let contrast_ids: &[u32] = if input.contrast_target_ids.is_empty() {
-        &input.target_ids
+        input.target_ids
     } else {
-        &input.contrast_target_ids
+        input.contrast_target_ids
     };
     targets("contrast target ids", contrast_ids, rows)?;
 
@@ -120,17 +119,17 @@ pub(crate) fn output(
     grad: Option<Vec<f64>>,
     grad_contrast: Option<Vec<f64>>,
 ) -> Result<StepOutput, PluginError> {
-    let tensor = |g: Option<Vec<f64>>| -> Result<ROption<Tensor>, PluginError> {
+    let tensor = |g: Option<Vec<f64>>| -> Result<Option<Tensor>, PluginError> {
         Ok(match g {
-            Some(g) => ROption::RSome(Tensor::new(
+            Some(g) => Some(Tensor::new(
                 vec![rows, vocab],
                 g.into_iter().map(|v| v as f32).collect(),
             )?),
-            None => ROption::RNone,
+            None => None,
         })
     };
     Ok(StepOutput {
-        scores: scores.into_iter().map(|s| s as f32).collect::<RVec<f32>>(),
+        scores: scores.into_iter().map(|s| s as f32).collect::<Vec<f32>>(),
         grad_logits: tensor(grad)?,
         grad_contrast_logits: tensor(grad_contrast)?,
     })

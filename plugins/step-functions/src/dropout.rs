@@ -31,8 +31,8 @@ impl Default for McDropoutParams {
 /// `std` is the unbiased sample standard deviation (torch's `Tensor.std` default, `n - 1`).
 /// Span aggregation `prod`.
 ///
-/// Host contract ([`Flags::NEEDS_DROPOUT_SAMPLES`]): the host reads `n_mcd_steps` (default 5)
-/// from this function's parameters, runs that many forwards of the same prefix with dropout
+/// Host contract ([`Flags::NEEDS_DROPOUT_SAMPLES`]): [`StepFunctionPlugin::dropout_samples`]
+/// answers `n_mcd_steps` (default 5); the host runs that many forwards of the same prefix with dropout
 /// active, and passes their `(batch, vocab)` logits in `dropout_logits`; the plugin checks the
 /// count. (Inseq 0.7.1 leaves the model in train mode afterwards, so dropout stays on for later
 /// steps; that is a bug a host need not reproduce.)
@@ -57,6 +57,10 @@ impl PluginInfo for McDropoutProbAvg {
 }
 
 impl StepFunctionPlugin for McDropoutProbAvg {
+    fn dropout_samples(&self) -> usize {
+        self.0.n_mcd_steps as usize
+    }
+
     fn new(p: McDropoutParams) -> Result<Self, PluginError> {
         if p.n_mcd_steps < 2 {
             return Err(PluginError::invalid_params(format!(
@@ -70,7 +74,7 @@ impl StepFunctionPlugin for McDropoutProbAvg {
 
     fn compute(&self, input: &StepInput<'_>) -> Result<StepOutput, PluginError> {
         let (rows, vocab) = shape2("logits", &input.logits)?;
-        targets("target ids", &input.target_ids, rows)?;
+        targets("target ids", input.target_ids, rows)?;
         let n = self.0.n_mcd_steps as usize;
         let samples = input.dropout_logits.as_slice();
         if samples.is_empty() {
@@ -82,7 +86,7 @@ impl StepFunctionPlugin for McDropoutProbAvg {
         }
         if samples.len() != n {
             return Err(PluginError::new(
-                ErrorCode::SHAPE_MISMATCH,
+                ErrorCode::ShapeMismatch,
                 format!(
                     "'{}' expects `n_mcd_steps` = {n} dropout forwards, got {}",
                     Self::NAME,
@@ -93,11 +97,11 @@ impl StepFunctionPlugin for McDropoutProbAvg {
         for s in samples {
             if shape2("dropout logits", s)? != (rows, vocab) {
                 return Err(PluginError::new(
-                    ErrorCode::SHAPE_MISMATCH,
+                    ErrorCode::ShapeMismatch,
                     format!(
                         "dropout logits must have the shape of the logits ({rows}, {vocab}), got \
                          {:?}",
-                        s.shape.as_slice()
+                        s.shape
                     ),
                 ));
             }

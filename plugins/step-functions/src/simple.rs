@@ -1,6 +1,5 @@
 //! Step functions of the step's own logits.
 
-use rinseq_sdk::abi_stable::std_types::{ROption, RVec};
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -24,24 +23,24 @@ fn per_row(
     input: &StepInput<'_>,
     row_fn: impl Fn(&[f32], usize) -> (f64, Vec<f64>),
 ) -> Result<StepOutput, PluginError> {
-    let shape = input.logits.shape.as_slice();
-    if shape.len() != 2 || shape[0] != input.target_ids.len() {
+    let dims = input.logits.dims::<2>().ok();
+    let Some([rows, vocab]) = dims.filter(|&[rows, _]| rows == input.target_ids.len()) else {
         return Err(PluginError::new(
-            ErrorCode::SHAPE_MISMATCH,
+            ErrorCode::ShapeMismatch,
             format!(
-                "logits must be (batch, vocab) with one target per row, got {shape:?} and {} targets",
+                "logits must be (batch, vocab) with one target per row, got {:?} and {} targets",
+                input.logits.shape,
                 input.target_ids.len()
             ),
         ));
-    }
-    let (rows, vocab) = (shape[0], shape[1]);
-    let mut scores = RVec::with_capacity(rows);
+    };
+    let mut scores = Vec::with_capacity(rows);
     let mut grads = Vec::with_capacity(if input.want_grad { rows * vocab } else { 0 });
     for r in 0..rows {
         let target = input.target_ids[r] as usize;
         if target >= vocab {
             return Err(PluginError::new(
-                ErrorCode::SHAPE_MISMATCH,
+                ErrorCode::ShapeMismatch,
                 format!("target id {target} is outside the vocabulary of {vocab}"),
             ));
         }
@@ -52,14 +51,14 @@ fn per_row(
         }
     }
     let grad_logits = if input.want_grad {
-        ROption::RSome(Tensor::new(vec![rows, vocab], grads)?)
+        Some(Tensor::new(vec![rows, vocab], grads)?)
     } else {
-        ROption::RNone
+        None
     };
     Ok(StepOutput {
         scores,
         grad_logits,
-        grad_contrast_logits: ROption::RNone,
+        grad_contrast_logits: None,
     })
 }
 

@@ -2,10 +2,9 @@
 //! (`reference.json`, written by `make_reference.py`), gradients against central finite
 //! differences, filtering masks, capabilities and error messages.
 
-use rinseq_sdk::abi_stable::std_types::ROption;
-use rinseq_sdk::author::{parse_params, step_function};
+use rinseq_sdk::abi::Descriptor;
+use rinseq_sdk::author::parse_params;
 use rinseq_sdk::prelude::*;
-use rinseq_sdk::PluginDescriptor;
 use rinseq_step_functions::*;
 use serde_json::Value;
 
@@ -44,6 +43,11 @@ impl Inputs {
     }
 }
 
+/// The descriptor the host reads for `T`.
+fn step_function<T: StepFunctionPlugin>() -> Descriptor {
+    rinseq_sdk::abi::guest::step_function::<T>().into()
+}
+
 /// Builds the plugin from JSON parameters and runs it, as the host does (minus the FFI).
 fn run<T: StepFunctionPlugin>(
     params: &str,
@@ -58,13 +62,13 @@ fn run<T: StepFunctionPlugin>(
         .collect();
     let input = StepInput {
         logits: TensorView::new(&x.shape, &x.logits)?,
-        target_ids: x.targets.as_slice().into(),
+        target_ids: &x.targets,
         contrast_logits: match &x.contrast {
-            Some(c) => ROption::RSome(TensorView::new(&x.shape, c)?),
-            None => ROption::RNone,
+            Some(c) => Some(TensorView::new(&x.shape, c)?),
+            None => None,
         },
-        contrast_target_ids: x.contrast_targets.as_slice().into(),
-        dropout_logits: views.as_slice().into(),
+        contrast_target_ids: &x.contrast_targets,
+        dropout_logits: views,
         want_grad,
     };
     f.compute(&input)
@@ -185,8 +189,8 @@ fn values_and_gradients_match_inseq() {
             &flat_f64(&case["scores"]),
         );
         if want_grad {
-            let g = out.grad_logits.clone().into_option().expect("grad_logits");
-            assert_eq!(g.shape.as_slice(), x.shape.as_slice());
+            let g = out.grad_logits.clone().expect("grad_logits");
+            assert_eq!(&g.shape[..], &x.shape[..]);
             assert_close(
                 &format!("{what} grad_logits"),
                 &g.data,
@@ -197,10 +201,7 @@ fn values_and_gradients_match_inseq() {
             if name == "mc_dropout_prob_avg" {
                 continue;
             }
-            let g = out
-                .grad_contrast_logits
-                .into_option()
-                .expect("grad_contrast_logits");
+            let g = out.grad_contrast_logits.expect("grad_contrast_logits");
             assert_close(
                 &format!("{what} grad_contrast_logits"),
                 &g.data,
@@ -408,10 +409,10 @@ fn gradients_match_finite_differences() {
     ];
     for &(name, params, contrastive) in cases {
         let out = run_named(name, params, &x, true).unwrap();
-        let g = out.grad_logits.into_option().expect("grad_logits");
-        assert_eq!(g.shape.as_slice(), x.shape.as_slice());
+        let g = out.grad_logits.expect("grad_logits");
+        assert_eq!(&g.shape[..], &x.shape[..]);
         check_fd(name, params, &x, &g.data, false);
-        match out.grad_contrast_logits.into_option() {
+        match out.grad_contrast_logits {
             Some(gc) => {
                 assert!(contrastive, "{name}: unexpected contrast gradient");
                 check_fd(name, params, &x, &gc.data, true);
@@ -492,7 +493,7 @@ fn mc_dropout_uses_unbiased_std() {
 #[test]
 fn capabilities_and_registration() {
     let nc = Flags::NEEDS_CONTRAST;
-    let expected: &[(PluginDescriptor, Flags, &str)] = &[
+    let expected: &[(Descriptor, Flags, &str)] = &[
         (step_function::<ContrastLogits>(), nc, "absmax"),
         (step_function::<ContrastProb>(), nc, "prod"),
         (step_function::<ContrastLogitsDiff>(), nc, "absmax"),
@@ -518,8 +519,8 @@ fn capabilities_and_registration() {
     for (d, flags, agg) in expected {
         assert_eq!(d.capabilities.flags, *flags, "{}", d.name);
         assert_eq!(
-            d.capabilities.default_aggregation.as_str(),
-            *agg,
+            d.capabilities.span_aggregation.as_deref(),
+            Some(*agg),
             "{}",
             d.name
         );
@@ -564,7 +565,7 @@ fn contrastive_functions_need_contrast_inputs() {
         "in_context_pvi",
     ] {
         let e = err(run_named(name, "{}", &x, false));
-        assert_eq!(e.code, ErrorCode::INVALID_PARAMS, "{name}");
+        assert_eq!(e.code, ErrorCode::InvalidParams, "{name}");
         assert_eq!(
             message(&e),
             format!(
@@ -581,7 +582,7 @@ fn contrast_shape_errors() {
     let mut bad = x.clone();
     bad.contrast_targets = vec![1];
     let e = err(run::<Pcxmi>("{}", &bad, false));
-    assert_eq!(e.code, ErrorCode::SHAPE_MISMATCH);
+    assert_eq!(e.code, ErrorCode::ShapeMismatch);
     assert!(message(&e).contains("contrast target ids: expected one per row (2), got 1"));
     let mut bad = x.clone();
     bad.contrast_targets = vec![1, 7];
@@ -624,7 +625,7 @@ fn kl_parameter_errors_match_inseq() {
     ];
     for (params, want) in cases {
         let e = err(run::<KlDivergence>(params, &x, false));
-        assert_eq!(e.code, ErrorCode::INVALID_PARAMS, "{params}");
+        assert_eq!(e.code, ErrorCode::InvalidParams, "{params}");
         assert_eq!(message(&e), format!("[invalid-params] {want}"), "{params}");
     }
     // top_k = vocab is allowed (keeps everything), as in Inseq.
@@ -652,7 +653,7 @@ fn top_p_size_errors() {
         "[invalid-params] `top_p` has to be a float > 0 and < 1, but is 2"
     );
     let e = err(run::<TopPSize>(r#"{"top_p": 0.5}"#, &x, true));
-    assert_eq!(e.code, ErrorCode::UNSUPPORTED);
+    assert_eq!(e.code, ErrorCode::Unsupported);
     assert!(message(&e).contains("not differentiable"));
 }
 
@@ -660,7 +661,7 @@ fn top_p_size_errors() {
 fn mc_dropout_errors() {
     let x = fixture();
     let e = err(run::<McDropoutProbAvg>(r#"{"n_mcd_steps": 1}"#, &x, false));
-    assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(e.code, ErrorCode::InvalidParams);
     assert!(
         message(&e).contains("`n_mcd_steps` has to be at least 2"),
         "{e}"
@@ -673,7 +674,7 @@ fn mc_dropout_errors() {
     let mut none = x.clone();
     none.dropout.clear();
     let e = err(run::<McDropoutProbAvg>("{}", &none, false));
-    assert_eq!(e.code, ErrorCode::UNSUPPORTED);
+    assert_eq!(e.code, ErrorCode::Unsupported);
     assert!(
         message(&e).contains("needs 5 Monte Carlo dropout forwards"),
         "{e}"

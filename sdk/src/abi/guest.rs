@@ -72,10 +72,7 @@ impl<T: StepFunctionPlugin> StepFunction for StepAdapter<T> {
         catch_unwind(AssertUnwindSafe(|| self.0.dropout_samples() as u32)).unwrap_or(0)
     }
 
-    fn compute(
-        &self,
-        input: wire::StepInput<'_>,
-    ) -> RResult<wire::StepOutput, wire::PluginError> {
+    fn compute(&self, input: wire::StepInput<'_>) -> RResult<wire::StepOutput, wire::PluginError> {
         ffi_guard(T::NAME, || {
             self.0
                 .compute(&input.plain())
@@ -98,13 +95,19 @@ impl<T: AggregatorPlugin> Aggregator for AggregatorAdapter<T> {
 }
 
 /// Makes `RResult<Box, _>` from a fallible constructor (boxes are already wire types).
-fn build<B>(what: &str, f: impl FnOnce() -> Result<B, PluginError>) -> RResult<B, wire::PluginError> {
+fn build<B>(
+    what: &str,
+    f: impl FnOnce() -> Result<B, PluginError>,
+) -> RResult<B, wire::PluginError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(b)) => RResult::ROk(b),
         Ok(Err(e)) => RResult::RErr(e.into()),
         Err(p) => RResult::RErr(
-            PluginError::new(ErrorCode::Panic, format!("{what} panicked: {}", panic_message(&*p)))
-                .into(),
+            PluginError::new(
+                ErrorCode::Panic,
+                format!("{what} panicked: {}", panic_message(&*p)),
+            )
+            .into(),
         ),
     }
 }

@@ -6,14 +6,12 @@ use abi_stable::std_types::{RResult, RSlice, RStr};
 
 use super::guest::ffi_guard;
 use super::traits::{
-    AggregatorBox, AttributionMethodBox, HostModel, HostModel_TO, PluginDescriptor,
-    PluginFactory, StepFunctionBox,
+    AggregatorBox, AttributionMethodBox, HostModel, HostModel_TO, PluginDescriptor, PluginFactory,
+    StepFunctionBox,
 };
 use super::wire;
 use crate::capabilities::Capabilities;
-use crate::data::{
-    AttributionOutput, AttributionRequest, Side, SequenceAttribution, TokenId,
-};
+use crate::data::{AttributionOutput, AttributionRequest, SequenceAttribution, Side, TokenId};
 use crate::error::PluginError;
 use crate::host::HostApi;
 use crate::step::{StepInput, StepOutput};
@@ -69,8 +67,10 @@ impl HostModel for Served<'_> {
     }
 
     fn progress(&self, done: u64, total: u64) -> bool {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.progress(done, total)))
-            .unwrap_or(false)
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.0.progress(done, total)
+        }))
+        .unwrap_or(false)
     }
 }
 

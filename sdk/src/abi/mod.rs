@@ -8,7 +8,5 @@ pub mod host_side;
 pub mod traits;
 pub mod wire;
 
-pub use host_side::{
-    Descriptor, LoadedAggregator, LoadedMethod, LoadedStepFunction, PluginKind,
-};
+pub use host_side::{Descriptor, LoadedAggregator, LoadedMethod, LoadedStepFunction, PluginKind};
 pub use traits::{PluginDescriptor, PluginLib, PluginLibRef};

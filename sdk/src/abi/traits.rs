@@ -11,8 +11,8 @@ use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trai
 
 use super::wire::{
     AttributionOutput, AttributionRequest, Capabilities, GradientRequest, GradientResponse,
-    InternalsRequest, InternalsResponse, ModelInfo, PluginError, ScoreRequest,
-    SequenceAttribution, SidePair, StepInput, StepOutput, Tensor, Wrt,
+    InternalsRequest, InternalsResponse, ModelInfo, PluginError, ScoreRequest, SequenceAttribution,
+    SidePair, StepInput, StepOutput, Tensor, Wrt,
 };
 use crate::data::{Side, TokenId};
 
@@ -22,8 +22,11 @@ pub trait HostModel: Sync {
     /// Facts about the model.
     fn info(&self) -> ModelInfo;
     /// Embeds token ids on one side: `(len, hidden)`.
-    fn embed(&self, side: Side, ids: abi_stable::std_types::RSlice<'_, TokenId>)
-        -> RResult<Tensor, PluginError>;
+    fn embed(
+        &self,
+        side: Side,
+        ids: abi_stable::std_types::RSlice<'_, TokenId>,
+    ) -> RResult<Tensor, PluginError>;
     /// The sequence's actual inputs (or layer activations) on both sides.
     fn inputs(&self, sequence: u64, wrt: &Wrt) -> RResult<SidePair, PluginError>;
     /// Baseline inputs on both sides.

@@ -27,7 +27,9 @@ pub struct StepInputs {
 /// Deterministic pseudo-random values in `[-2, 2)` (a small LCG: no dependency, same on every
 /// platform).
 pub(crate) fn pseudo_random(seed: u64, n: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x = x

@@ -7,8 +7,8 @@ use crate::data::{
 use crate::error::PluginError;
 use crate::host::{Host, HostApi, SidePair};
 use crate::requests::{
-    GradientRequest, GradientResponse, InputPoint, InternalsRequest, InternalsResponse,
-    PointSide, ScoreRequest, Wrt,
+    GradientRequest, GradientResponse, InputPoint, InternalsRequest, InternalsResponse, PointSide,
+    ScoreRequest, Wrt,
 };
 use crate::step::{StepInput, StepOutput};
 use crate::tensor::{Tensor, TensorView};
@@ -69,7 +69,10 @@ impl ToyHost {
     /// tokens are the prompt: steps `prompt_len..len` are attributed.
     pub fn new(ids: &[TokenId], prompt_len: usize) -> Self {
         let f = |i: usize, k: f32| (i as f32 * k).sin() * 0.9;
-        let target: Vec<Token> = ids.iter().map(|&i| Token::new(format!("t{i}"), i)).collect();
+        let target: Vec<Token> = ids
+            .iter()
+            .map(|&i| Token::new(format!("t{i}"), i))
+            .collect();
         Self {
             table: (0..V * D).map(|i| f(i + 1, 1.7)).collect(),
             w: (0..V * D).map(|i| f(i + 3, 0.61) * 1.5).collect(),
@@ -153,7 +156,12 @@ impl ToyHost {
     }
 
     /// The attributed score at position `p` for embeddings `x`, and d score / d logits.
-    pub fn score(&self, x: &[f32], p: usize, want_grad: bool) -> Result<(f32, Vec<f32>), PluginError> {
+    pub fn score(
+        &self,
+        x: &[f32],
+        p: usize,
+        want_grad: bool,
+    ) -> Result<(f32, Vec<f32>), PluginError> {
         let z = self.logits(x, p);
         let target = [self.request.sequences[0].target[p].id.unwrap_or(0)];
         let out = (self.scorer)(&StepInput {
@@ -168,7 +176,12 @@ impl ToyHost {
         Ok((out.scores[0], g))
     }
 
-    fn check(&self, sequence: usize, points: &[InputPoint], steps: &[u32]) -> Result<(), PluginError> {
+    fn check(
+        &self,
+        sequence: usize,
+        points: &[InputPoint],
+        steps: &[u32],
+    ) -> Result<(), PluginError> {
         if sequence != 0 {
             return Err(PluginError::host(format!(
                 "sequence {sequence} is out of range (batch of 1)"

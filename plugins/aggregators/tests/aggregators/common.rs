@@ -8,7 +8,7 @@ pub fn toks(texts: &[&str]) -> Vec<Token> {
     texts
         .iter()
         .enumerate()
-        .map(|(i, t)| Token::new(*t, i as i64))
+        .map(|(i, t)| Token::new(*t, i as u32))
         .collect()
 }
 
@@ -27,19 +27,18 @@ pub fn seq(
     steps: &[(&str, &[f32])],
 ) -> SequenceAttribution {
     SequenceAttribution {
-        source: source.into(),
-        target: target.into(),
+        source,
+        target,
         attr_pos_start: pos.0,
         attr_pos_end: pos.1,
         scores: SequenceScores {
-            source: src.into(),
-            target: tgt.into(),
+            source: src,
+            target: tgt,
             step_scores: steps
                 .iter()
                 .map(|(n, v)| NamedTensor::new(*n, t(&[v.len()], v)))
-                .collect::<Vec<_>>()
-                .into(),
-            sequence_scores: Vec::new().into(),
+                .collect::<Vec<_>>(),
+            sequence_scores: Vec::new(),
         },
     }
 }
@@ -79,26 +78,18 @@ pub fn close(got: &[f32], want: &[f32]) {
 
 /// Asserts a tensor's shape and values.
 pub fn tensor_is(t: &Tensor, shape: &[usize], want: &[f32]) {
-    assert_eq!(t.shape.as_slice(), shape);
+    assert_eq!(&t.shape[..], shape);
     close(&t.data, want);
 }
 
 /// The source attributions.
 pub fn src(s: &SequenceAttribution) -> &Tensor {
-    s.scores
-        .source
-        .as_ref()
-        .into_option()
-        .expect("source attributions")
+    s.scores.source.as_ref().expect("source attributions")
 }
 
 /// The target attributions.
 pub fn tgt(s: &SequenceAttribution) -> &Tensor {
-    s.scores
-        .target
-        .as_ref()
-        .into_option()
-        .expect("target attributions")
+    s.scores.target.as_ref().expect("target attributions")
 }
 
 /// A step score by name.
@@ -112,9 +103,12 @@ pub fn step<'a>(s: &'a SequenceAttribution, name: &str) -> &'a [f32] {
         .data
 }
 
-/// Token texts and ids.
+/// Token texts and ids (-1 for a token without one, as Inseq writes it).
 pub fn texts(tokens: &[Token]) -> Vec<(String, i64)> {
-    tokens.iter().map(|t| (t.text.to_string(), t.id)).collect()
+    tokens
+        .iter()
+        .map(|t| (t.text.to_string(), t.id.map_or(-1, i64::from)))
+        .collect()
 }
 
 /// NaN, short.

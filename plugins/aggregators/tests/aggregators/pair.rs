@@ -46,7 +46,7 @@ fn json_round_trip_keeps_nan_and_order() {
     assert_eq!(v["source"][0]["token"], "▁a");
     let back = from_json(&text).unwrap();
     assert_eq!(back.scores.step_scores[1].name.as_str(), "entropy");
-    assert!(back.scores.source.as_ref().into_option().unwrap().data[1].is_nan());
+    assert!(back.scores.source.as_ref().unwrap().data[1].is_nan());
     assert_eq!(back.target, a.target);
 }
 
@@ -54,29 +54,29 @@ fn json_round_trip_keeps_nan_and_order() {
 fn mismatches_are_errors_naming_both_sides() {
     let a = one(&["<pad>", "▁x", "▁y"], &[1., 2., 3., 4.], 0.5);
     let mut b = a.clone();
-    b.scores.source = Some(t(&[1, 4], &[1., 2., 3., 4.])).into();
+    b.scores.source = Some(t(&[1, 4], &[1., 2., 3., 4.]));
     let msg = err(
         run::<Pair>(&params(&b), a.clone()),
-        ErrorCode::SHAPE_MISMATCH,
+        ErrorCode::ShapeMismatch,
     );
     assert!(msg.contains("[2, 2] here, [1, 4] in paired_attr"), "{msg}");
     let mut c = a.clone();
-    c.scores.step_scores = Vec::new().into();
+    c.scores.step_scores = Vec::new();
     let msg = err(
         run::<Pair>(&params(&c), a.clone()),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("no step score 'probability'"), "{msg}");
     let mut d = a.clone();
     d.target.pop();
     d.attr_pos_end = 2;
-    d.scores.source = Some(t(&[2, 1], &[1., 2.])).into();
+    d.scores.source = Some(t(&[2, 1], &[1., 2.]));
     let msg = err(
         run::<Pair>(&params(&d), a.clone()),
-        ErrorCode::SHAPE_MISMATCH,
+        ErrorCode::ShapeMismatch,
     );
     assert!(msg.contains("3 tokens here, 2 in paired_attr"), "{msg}");
-    err(build::<Pair>("{}"), ErrorCode::INVALID_PARAMS);
+    err(build::<Pair>("{}"), ErrorCode::InvalidParams);
     let bad = r#"{"paired_attr": {"source": [], "target": [], "source_attributions": {"shape": [2], "data": [1]}}}"#;
-    err(build::<Pair>(bad), ErrorCode::INVALID_PARAMS);
+    err(build::<Pair>(bad), ErrorCode::InvalidParams);
 }

@@ -101,7 +101,7 @@ fn select_idx_lists_ranges_and_indices() {
     tensor_is(&go(&nn("[2]")).unwrap(), &[1, 1], &[6.]);
     tensor_is(&go(&nn("[-2, 3]")).unwrap(), &[1, 1], &[4.]);
     for bad in ["5", "[2, 1]", "[]", "[0, 0, 1]", "[0, 4]"] {
-        let msg = err(go(&nn(bad)), ErrorCode::INVALID_PARAMS);
+        let msg = err(go(&nn(bad)), ErrorCode::InvalidParams);
         assert!(msg.starts_with("select_idx:"), "{bad}: {msg}");
     }
 }
@@ -151,8 +151,7 @@ fn sequence_scores_are_reduced_and_decoder_only_normalises_target_alone() {
     s.scores.sequence_scores = vec![NamedTensor::new(
         "decoder_self_scores",
         t(&[2, 2, 2], &[1., 3., 0., 2., 5., 5., 1., 1.]),
-    )]
-    .into();
+    )];
     let out = run::<Scores>("{}", s).unwrap();
     // target mean [[1, 2], [4, NaN], [0, 4]]: column sums 5 and 6.
     tensor_is(tgt(&out), &[3, 2], &[0.2, 2. / 6., 0.8, NAN, 0., 4. / 6.]);
@@ -168,7 +167,7 @@ fn sequence_scores_are_reduced_and_decoder_only_normalises_target_alone() {
 fn invalid_params_are_one_line_errors() {
     let msg = err(
         build::<Scores>(r#"{"aggregate_fn": "median"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(
         msg.contains("mean, max, min, sum, prod, absmax, vnorm"),
@@ -176,26 +175,26 @@ fn invalid_params_are_one_line_errors() {
     );
     let msg = err(
         build::<Scores>(r#"{"aggregate_fn": {"source_attributions": "l2"}}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("unknown aggregation function 'l2'"), "{msg}");
     let msg = err(
         build::<Scores>(r#"{"aggregate_fn": {"attributions": "mean"}}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("unknown field 'attributions'"), "{msg}");
     let msg = err(
         build::<Scores>(r#"{"normalize": true, "rescale": true}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("mutually exclusive"), "{msg}");
     err(
         build::<Mean>(r#"{"aggregate_fn": "sum"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     err(
         build::<Scores>(r#"{"vnorm_ord": "big"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(!msg.contains('\n'));
 }
@@ -210,5 +209,5 @@ fn two_dimensional_input_is_refused() {
         None,
         &[],
     );
-    err(run::<Scores>("{}", s), ErrorCode::UNSUPPORTED);
+    err(run::<Scores>("{}", s), ErrorCode::Unsupported);
 }

@@ -46,11 +46,11 @@ fn prefix_ranges_plus_generation() {
 
 #[test]
 fn errors() {
-    let msg = err(run::<Slices>("{}", dec()), ErrorCode::INVALID_PARAMS);
+    let msg = err(run::<Slices>("{}", dec()), ErrorCode::InvalidParams);
     assert!(msg.contains("give target_spans"), "{msg}");
     let msg = err(
         run::<Slices>(r#"{"target_spans": [4, 5]}"#, dec()),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(
         msg.contains("starts after the first generated token"),
@@ -58,7 +58,7 @@ fn errors() {
     );
     let msg = err(
         run::<Slices>(r#"{"target_spans": [[0, 2], [3, 5]]}"#, dec()),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("derived from target_spans"), "{msg}");
 }

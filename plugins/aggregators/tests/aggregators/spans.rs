@@ -100,12 +100,12 @@ fn spans_in_the_prefix_move_attr_pos_start() {
 fn validation_errors_name_the_span_and_the_fix() {
     let msg = err(
         build::<Spans>(r#"{"source_spans": [2, 2]}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("span [2, 2] is empty"), "{msg}");
     let msg = err(
         build::<Spans>(r#"{"target_spans": [[0, 2], [1, 3]]}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(
         msg.contains("[1, 3] starts before the previous span ends (2)"),
@@ -113,7 +113,7 @@ fn validation_errors_name_the_span_and_the_fix() {
     );
     let msg = err(
         run::<Spans>(r#"{"source_spans": [2, 9]}"#, base()),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(
         msg.contains("source_spans: span [2, 9] ends past the 4 tokens"),
@@ -122,14 +122,14 @@ fn validation_errors_name_the_span_and_the_fix() {
     for bad in ["[1, 2, 3]", "[[0, -1]]", "3", "[[0, 1, 2]]"] {
         let msg = err(
             build::<Spans>(&format!(r#"{{"source_spans": {bad}}}"#)),
-            ErrorCode::INVALID_PARAMS,
+            ErrorCode::InvalidParams,
         );
         assert!(msg.contains("give one [start, end]"), "{bad}: {msg}");
         assert!(!msg.contains('\n'));
     }
     err(
         build::<Spans>(r#"{"aggregate_fn": "median"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
 }
 

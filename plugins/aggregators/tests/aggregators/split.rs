@@ -38,17 +38,17 @@ fn modes_follow_inseq_docstring_example() {
 fn errors() {
     let msg = err(
         build::<Split>(r#"{"split_pattern": "(?<=a)b"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(
         msg.starts_with("split_pattern '(?<=a)b' is not a valid regex"),
         "{msg}"
     );
     assert!(!msg.contains('\n'), "{msg}");
-    err(build::<Split>("{}"), ErrorCode::INVALID_PARAMS);
+    err(build::<Split>("{}"), ErrorCode::InvalidParams);
     err(
         build::<Split>(r#"{"split_pattern": ",", "split_mode": "middle"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     let s = seq(
         toks(&["a", "b"]),
@@ -60,7 +60,7 @@ fn errors() {
     );
     let msg = err(
         run::<Split>(r#"{"split_pattern": "z*"}"#, s),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     assert!(msg.contains("matches the empty string"), "{msg}");
 }

@@ -91,14 +91,14 @@ fn byte_level_tokens_merge_only_with_detection_or_explicit_markers() {
 fn bad_params() {
     err(
         build::<Subwords>(r#"{"special_chars": ""}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     err(
         build::<Subwords>(r#"{"special_chars": []}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
     err(
         build::<Subwords>(r#"{"special_char": "▁"}"#),
-        ErrorCode::INVALID_PARAMS,
+        ErrorCode::InvalidParams,
     );
 }

@@ -37,8 +37,8 @@ use serde::Deserialize;
 
 use paths::PathBuilder;
 
-use crate::common::{
-    add_at_position, baseline_method_capabilities, check_batch_size, PathRun, PointGrads,
+use rinseq_sdk::toolkit::{
+    add_at_position, baseline_ids, check_batch_size, visible_positions, PathRun, PointGrads,
 };
 
 /// How the next word of a path is chosen among the current word's neighbours (Inseq's
@@ -115,34 +115,12 @@ impl PluginInfo for DiscretizedIntegratedGradients {
         "Integrated gradients along monotonic paths through vocabulary embeddings (DIG).";
     type Params = DigParams;
     fn capabilities() -> Capabilities {
-        baseline_method_capabilities()
-    }
-}
-
-/// Whether a token's text looks like a control token (`<s>`, `</s>`, `<pad>`, `<|endoftext|>`),
-/// excluding SentencePiece byte tokens (`<0x0A>`).
-fn looks_special(text: &str) -> bool {
-    let Some(inner) = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')) else {
-        return false;
-    };
-    let byte = inner.len() == 4
-        && inner.starts_with("0x")
-        && inner[2..].chars().all(|c| c.is_ascii_hexdigit());
-    !inner.is_empty()
-        && !byte
-        && !inner
-            .chars()
-            .any(|c| c.is_whitespace() || c == '<' || c == '>')
-}
-
-/// Parses a JSON array of token ids (the `special_token_ids` extension's answer).
-fn parse_id_list(json: &str) -> Result<Vec<u32>, PluginError> {
-    serde_json::from_str(json).map_err(|e| {
-        PluginError::new(
-            ErrorCode::HOST,
-            format!("bad special_token_ids from the host ({e}): {json}"),
+        Capabilities::method(
+            Flags::USES_GRADIENTS | Flags::USES_BASELINES,
+            OutputKind::Granular,
+            &["vnorm"],
         )
-    })
+    }
 }
 
 /// The path points of one attributed side of a sequence: `(n, hidden)` per position, `None`
@@ -150,28 +128,12 @@ fn parse_id_list(json: &str) -> Result<Vec<u32>, PluginError> {
 type SidePaths = Vec<Option<Vec<f32>>>;
 
 impl DiscretizedIntegratedGradients {
-    /// Special token ids: the parameter, else the host's `special_token_ids` extension, else
-    /// the attributed tokens whose text looks like a control token.
-    fn special_tokens(
-        &self,
-        host: &Host<'_>,
-        request: &AttributionRequest,
-    ) -> Result<HashSet<u32>, PluginError> {
-        if let Some(ids) = &self.0.special_token_ids {
-            return Ok(ids.iter().copied().collect());
+    /// Special token ids: the parameter, else the tokenizers' special ids the host reports.
+    fn special_tokens(&self, host: &Host<'_>) -> HashSet<u32> {
+        match &self.0.special_token_ids {
+            Some(ids) => ids.iter().copied().collect(),
+            None => host.info().special_token_ids.into_iter().collect(),
         }
-        match host.extension("special_token_ids", "{}") {
-            Ok(json) => return Ok(parse_id_list(&json)?.into_iter().collect()),
-            Err(e) if e.code == ErrorCode::UNSUPPORTED => {}
-            Err(e) => return Err(e),
-        }
-        Ok(request
-            .sequences
-            .iter()
-            .flat_map(|s| s.source.iter().chain(s.target.iter()))
-            .filter(|t| t.id >= 0 && looks_special(t.text.as_str()))
-            .map(|t| t.id as u32)
-            .collect())
     }
 }
 
@@ -185,7 +147,7 @@ struct Paths<'p> {
 
 impl Paths<'_> {
     fn builder(&mut self, host: &Host<'_>, side: Side) -> Result<&mut PathBuilder, PluginError> {
-        let slot = &mut self.builders[side.0 as usize & 1];
+        let slot = &mut self.builders[side as usize];
         if slot.is_none() {
             let info = host.info();
             let ids: Vec<u32> = (0..info.vocab_size as u32).collect();
@@ -193,10 +155,10 @@ impl Paths<'_> {
             let hidden = t.shape.get(1).copied().unwrap_or(0);
             if t.shape.first() != Some(&ids.len()) || hidden == 0 {
                 return Err(PluginError::new(
-                    ErrorCode::SHAPE_MISMATCH,
+                    ErrorCode::ShapeMismatch,
                     format!(
                         "host vocabulary embeddings {:?}, expected ({}, hidden)",
-                        t.shape.as_slice(),
+                        &t.shape[..],
                         ids.len()
                     ),
                 ));
@@ -218,7 +180,7 @@ impl Paths<'_> {
         word: u32,
         baseline: u32,
     ) -> Result<Vec<f32>, PluginError> {
-        if let Some(p) = self.cache.get(&(side.0, word, baseline)) {
+        if let Some(p) = self.cache.get(&(side as u8, word, baseline)) {
             return Ok(p.clone());
         }
         let (n, strategy) = (self.p.n_steps, self.p.method);
@@ -232,7 +194,8 @@ impl Paths<'_> {
         }
         let words = b.word_path(word, baseline, n, strategy, special);
         let points = b.path_points(&words, baseline, n);
-        self.cache.insert((side.0, word, baseline), points.clone());
+        self.cache
+            .insert((side as u8, word, baseline), points.clone());
         Ok(points)
     }
 
@@ -243,15 +206,15 @@ impl Paths<'_> {
         seq: &SequenceInput,
         side: Side,
     ) -> Result<SidePaths, PluginError> {
-        let (tokens, baselines, visible) = if side == Side::SOURCE {
-            (&seq.source, &seq.source_baseline_ids, seq.source.len())
+        let tokens = if side == Side::Source {
+            &seq.source
         } else {
-            let last = seq.steps.iter().copied().max().unwrap_or(0) as usize;
-            (&seq.target, &seq.target_baseline_ids, last)
+            &seq.target
         };
+        let (baselines, visible) = (baseline_ids(seq, side), visible_positions(seq, side));
         if baselines.len() != tokens.len() {
             return Err(PluginError::new(
-                ErrorCode::SHAPE_MISMATCH,
+                ErrorCode::ShapeMismatch,
                 format!(
                     "{} baseline ids for {} tokens",
                     baselines.len(),
@@ -264,10 +227,10 @@ impl Paths<'_> {
             .zip(baselines.iter())
             .enumerate()
             .map(|(pos, (t, &b))| {
-                if pos >= visible {
+                if !visible.contains(&pos) {
                     return Ok(None);
                 }
-                let id = u32::try_from(t.id).map_err(|_| {
+                let id = t.id.ok_or_else(|| {
                     PluginError::invalid_params(format!(
                         "token '{}' has no vocabulary id: DIG needs one",
                         t.text
@@ -307,7 +270,7 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
         let run = PathRun::on_inputs(host, request, p.internal_batch_size, n_points);
         let mut paths = Paths {
             p,
-            specials: self.special_tokens(host, request)?,
+            specials: self.special_tokens(host),
             builders: [None, None],
             cache: HashMap::new(),
         };
@@ -318,18 +281,18 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
                 let sp = paths.side_paths(host, s.seq, side)?;
                 if sp.len() != e.len() {
                     return Err(PluginError::new(
-                        ErrorCode::SHAPE_MISMATCH,
+                        ErrorCode::ShapeMismatch,
                         format!("{} tokens but {} input embeddings", sp.len(), e.len()),
                     ));
                 }
-                side_paths[side.0 as usize & 1] = sp;
+                side_paths[side as usize] = sp;
             }
             let mut acc = s.accum();
             let make_point = |k: usize| {
                 ends.point(|side, e| {
                     let h = e.hidden();
                     let mut t = e.x.clone();
-                    for (pos, path) in side_paths[side.0 as usize & 1].iter().enumerate() {
+                    for (pos, path) in side_paths[side as usize].iter().enumerate() {
                         if let Some(path) = path {
                             t.data[pos * h..(pos + 1) * h]
                                 .copy_from_slice(&path[k * h..(k + 1) * h]);
@@ -342,7 +305,7 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
                 for (side, e) in ends.sides() {
                     let (a, gs) = acc.with_grads(side, &g)?;
                     let h = e.hidden();
-                    for (pos, path) in side_paths[side.0 as usize & 1].iter().enumerate() {
+                    for (pos, path) in side_paths[side as usize].iter().enumerate() {
                         let Some(path) = path else { continue };
                         // x_{k+1} − x_k, in f32 as Inseq computes it.
                         let step: Vec<f32> = (0..h)
@@ -356,30 +319,5 @@ impl AttributionPlugin for DiscretizedIntegratedGradients {
             s.for_each_point(n_points, progress, make_point, visit)?;
             s.finish(acc, p.multiply_by_inputs, p.return_convergence_delta)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_tokens_are_recognised() {
-        for t in [
-            "<s>",
-            "</s>",
-            "<pad>",
-            "<|endoftext|>",
-            "<|im_start|>",
-            "<mask>",
-        ] {
-            assert!(looks_special(t), "{t}");
-        }
-        for t in ["<0x0A>", "<", "<>", "Ġ<", "<br", "a<b>", "< s>", "Ġcapital"] {
-            assert!(!looks_special(t), "{t}");
-        }
-        assert_eq!(parse_id_list(" [0, 2,3] ").unwrap(), vec![0, 2, 3]);
-        assert_eq!(parse_id_list("[]").unwrap(), Vec::<u32>::new());
-        assert!(parse_id_list("{}").is_err());
     }
 }

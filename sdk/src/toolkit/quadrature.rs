@@ -1,8 +1,17 @@
 //! Integral approximation rules of the path methods (Captum `approximation_methods.py`): the
 //! step sizes (weights) and the `alphas` (nodes in `[0, 1]`) of `n` evaluation points.
+//!
+//! ```
+//! use rinseq_sdk::toolkit::{IntegrationMethod, Quadrature};
+//!
+//! let Quadrature { weights, alphas } = IntegrationMethod::RiemannMiddle.quadrature(4);
+//! assert_eq!(alphas, [0.125, 0.375, 0.625, 0.875]);
+//! assert_eq!(weights, [0.25; 4]);
+//! ```
 
-use rinseq_sdk::prelude::*;
 use serde::Deserialize;
+
+use crate::error::PluginError;
 
 /// How the path integral `∫₀¹ ∂f(x′ + α(x − x′)) dα` is approximated (Captum `method`).
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,8 +55,13 @@ impl IntegrationMethod {
         Ok(())
     }
 
-    /// `(step_sizes, alphas)` for `n` points, as Captum builds them.
-    pub fn table(self, n: usize) -> (Vec<f64>, Vec<f64>) {
+    /// The weights (step sizes) and alphas of `n` points, as Captum builds them.
+    pub fn quadrature(self, n: usize) -> Quadrature {
+        let (weights, alphas) = self.table(n);
+        Quadrature { weights, alphas }
+    }
+
+    fn table(self, n: usize) -> (Vec<f64>, Vec<f64>) {
         let nf = n as f64;
         match self {
             Self::Gausslegendre => {
@@ -75,6 +89,15 @@ impl IntegrationMethod {
             }
         }
     }
+}
+
+/// The `n` evaluation points of a rule: `∫₀¹ g(α) dα ≈ Σ_k weights[k] · g(alphas[k])`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quadrature {
+    /// The step size of each point (Captum `step_sizes`).
+    pub weights: Vec<f64>,
+    /// The nodes in `[0, 1]`, ascending (Captum `alphas`).
+    pub alphas: Vec<f64>,
 }
 
 /// `torch.linspace(start, end, n)` in float32, as Captum's Riemann alphas are computed (torch
@@ -145,6 +168,7 @@ pub fn leggauss(n: usize) -> (Vec<f64>, Vec<f64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     fn close(a: &[f64], b: &[f64], tol: f64) {
         assert_eq!(a.len(), b.len());
@@ -212,7 +236,7 @@ mod tests {
     fn step_counts_are_checked() {
         assert!(IntegrationMethod::Gausslegendre.check_steps(1).is_ok());
         let e = IntegrationMethod::Gausslegendre.check_steps(0).unwrap_err();
-        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+        assert_eq!(e.code, ErrorCode::InvalidParams);
         assert_eq!(
             e.message.as_str(),
             "n_steps must be at least 1 with method 'gausslegendre', got 0"

@@ -1,12 +1,18 @@
-//! [`PathRun`]: the per-sequence loop of the methods that take gradients at many points (path
+//! [`PathRun`]: the per-sequence loop of methods that take gradients at many points (path
 //! points, samples), from planning the host requests to the finished sequence scores.
 
-use rinseq_sdk::prelude::*;
+use crate::data::{AttributionOutput, AttributionRequest, SequenceInput, SequenceScores};
+use crate::error::PluginError;
+use crate::host::Host;
+use crate::requests::{GradientRule, InputPoint, Wrt};
 
-use super::{
-    convergence_deltas, finish_sequence, for_each_point, n_chunks, point_scores,
-    points_per_request, Accum, AttributedSides, Endpoints, PointGrads, Progress,
-};
+use super::accumulate::Accumulator;
+use super::chunking::{n_chunks, points_per_request};
+use super::delta::convergence_deltas;
+use super::endpoints::{AttributedSides, Endpoints};
+use super::gradients::{point_scores, GradientSweep, PointGrads};
+use super::layout::finish_sequence;
+use super::progress::Progress;
 
 /// A method that asks for the gradients of every sequence at many points (path points,
 /// samples), before it runs: the request, where gradients are taken, the points per host request
@@ -25,7 +31,8 @@ pub struct PathRun<'a, 'h> {
 static INPUT_EMBEDDINGS: Wrt = Wrt::InputEmbeddings;
 
 impl<'a, 'h> PathRun<'a, 'h> {
-    /// An input-embedding method's run (the sides of [`AttributedSides::of`]), as [`PathRun::new`].
+    /// An input-embedding method's run (the sides of [`AttributedSides::of`]), as
+    /// [`PathRun::new`].
     pub fn on_inputs(
         host: &'a Host<'h>,
         request: &'a AttributionRequest,
@@ -64,7 +71,7 @@ impl<'a, 'h> PathRun<'a, 'h> {
             request,
             wrt,
             sides,
-            rule: GradientRule::STANDARD,
+            rule: GradientRule::Standard,
             chunks,
             progress: Progress::new(0),
         }
@@ -135,11 +142,22 @@ pub struct PathSeq<'a, 'h> {
 
 impl PathSeq<'_, '_> {
     /// Zeroed accumulators for the attributed sides and every step.
-    pub fn accum(&self) -> Accum {
-        Accum::new(&self.ends, self.seq.steps.len())
+    pub fn accum(&self) -> Accumulator {
+        Accumulator::new(&self.ends, self.seq.steps.len())
     }
 
-    /// [`for_each_point`] on this sequence, with the run's rule and chunks.
+    /// The run's [`GradientSweep`] for this sequence (its rule and points per request).
+    pub fn sweep(&self) -> GradientSweep<'_> {
+        GradientSweep {
+            sequence: self.i,
+            steps: &self.seq.steps,
+            wrt: self.wrt,
+            rule: self.rule,
+            chunk: self.chunk,
+        }
+    }
+
+    /// [`GradientSweep::run`] on this sequence, with the run's rule and chunks.
     pub fn for_each_point(
         &self,
         n_points: usize,
@@ -147,11 +165,8 @@ impl PathSeq<'_, '_> {
         make_point: impl FnMut(usize) -> Result<InputPoint, PluginError>,
         visit: impl FnMut(usize, PointGrads<'_>) -> Result<(), PluginError>,
     ) -> Result<(), PluginError> {
-        let (host, i, seq, wrt) = (self.host, self.i, self.seq, self.wrt);
-        let (rule, chunk) = (self.rule, self.chunk);
-        for_each_point(
-            host, i, seq, wrt, rule, n_points, chunk, progress, make_point, visit,
-        )
+        self.sweep()
+            .run(self.host, n_points, progress, make_point, visit)
     }
 
     /// The baseline *input* point (baseline embeddings on the attributed input sides), from the
@@ -170,7 +185,7 @@ impl PathSeq<'_, '_> {
     /// the convergence deltas from the baseline input to the input when `deltas`.
     pub fn finish(
         &self,
-        acc: Accum,
+        acc: Accumulator,
         multiply_by_inputs: bool,
         deltas: bool,
     ) -> Result<SequenceScores, PluginError> {
@@ -188,5 +203,40 @@ impl PathSeq<'_, '_> {
             None
         };
         finish_sequence(self.seq, src, tgt, deltas)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ToyHost;
+    use crate::toolkit::IntegrationMethod;
+
+    /// Integrated gradients on the toy model, via the toolkit: complete up to quadrature error.
+    #[test]
+    fn integrated_gradients_are_nearly_complete() {
+        let toy = ToyHost::new(&[1, 2, 3, 4, 5], 2);
+        let (host, request) = (toy.host(), toy.request());
+        let n = 64;
+        let q = IntegrationMethod::Gausslegendre.quadrature(n);
+        let run = PathRun::on_inputs(&host, request, Some(16), n);
+        let out = run
+            .run(|s, progress| {
+                let mut acc = s.accum();
+                let point = |k: usize| s.ends.lerp_point(q.alphas[k] as f32);
+                let visit = |k: usize, g: PointGrads<'_>| acc.add(&s.ends, &g, q.weights[k]);
+                s.for_each_point(n, progress, point, visit)?;
+                s.finish(acc, true, true)
+            })
+            .unwrap();
+        let s = &out.sequences[0];
+        assert_eq!(s.target.as_ref().unwrap().shape, vec![5, 3, 4]);
+        let d = &s.step_scores[0];
+        assert_eq!(d.name, "deltas");
+        assert!(
+            d.tensor.data.iter().all(|v| v.abs() < 1e-3),
+            "{:?}",
+            d.tensor.data
+        );
     }
 }
