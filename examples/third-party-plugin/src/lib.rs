@@ -10,6 +10,7 @@
 //!   (the others become 0), usable in any aggregation pipeline (`--aggregator top_k`).
 
 use rinseq_sdk::prelude::*;
+use rinseq_sdk::toolkit::softmax::{onehot_minus, softmax};
 
 rinseq_sdk::export_plugins! {
     attribution: [TokenGradientNorm, LeaveOneOut],
@@ -99,6 +100,7 @@ impl PluginInfo for LeaveOneOut {
     }
 }
 
+// author-code: leave_one_out
 impl AttributionPlugin for LeaveOneOut {
     fn new(_: NoParams) -> Result<Self, PluginError> {
         Ok(Self)
@@ -126,6 +128,7 @@ impl AttributionPlugin for LeaveOneOut {
         Ok(out)
     }
 }
+// end author-code
 
 /// `log_odds` takes no parameters.
 #[derive(serde::Deserialize, schemars::JsonSchema, Default)]
@@ -145,37 +148,29 @@ impl PluginInfo for LogOdds {
     }
 }
 
+// author-code: log_odds
 impl StepFunctionPlugin for LogOdds {
     fn new(_: NoParams) -> Result<Self, PluginError> {
         Ok(Self)
     }
 
-    fn compute(&self, input: &StepInput<'_>) -> Result<StepOutput, PluginError> {
-        let (rows, vocab) = (input.logits.shape[0], input.logits.shape[1]);
+    fn compute(&self, x: &StepInput<'_>) -> Result<StepOutput, PluginError> {
         let mut out = StepOutput::default();
-        let mut grads = Vec::new();
-        for r in 0..rows {
-            let z = input.logits.row(r);
-            let y = input.target_ids[r] as usize;
-            let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-            let exp: Vec<f64> = z.iter().map(|&v| (v as f64 - max).exp()).collect();
-            let sum: f64 = exp.iter().sum();
-            let p: Vec<f64> = exp.iter().map(|e| e / sum).collect();
-            out.scores.push((p[y].ln() - (1.0 - p[y]).ln()) as f32);
-            if input.want_grad {
-                // d/dz ln(p/(1-p)) = (e_y - p) / (1 - p_y)
-                grads.extend(
-                    (0..vocab)
-                        .map(|j| ((f64::from(u8::from(j == y)) - p[j]) / (1.0 - p[y])) as f32),
-                );
-            }
+        let mut grads = Vec::new(); // gradient
+        for (row, &y) in x.target_ids.iter().enumerate() {
+            let p = softmax(x.logits.row(row));
+            let p_y = p[y as usize];
+            out.scores.push((p_y.ln() - (1.0 - p_y).ln()) as f32);
+            // gradient: d/dz ln(p_y / (1 - p_y)) = (onehot(y) - p) / (1 - p_y)
+            let g = onehot_minus(&p, y as usize, 1.0 / (1.0 - p_y)); // gradient
+            grads.extend(g.iter().map(|&v| v as f32)); // gradient
         }
-        if input.want_grad {
-            out.grad_logits = Some(Tensor::new(vec![rows, vocab], grads)?);
-        }
+        let grads = Tensor::new(x.logits.shape.to_vec(), grads)?; // gradient
+        out.grad_logits = x.want_grad.then_some(grads); // gradient
         Ok(out)
     }
 }
+// end author-code
 
 /// Parameters of `top_k`.
 #[derive(serde::Deserialize, schemars::JsonSchema)]

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::common::{contrast_per_row, ContrastRow, RowOut};
 use crate::filtering;
-use crate::math::{log_softmax_f64, Dist};
+use rinseq_sdk::toolkit::softmax::{log_softmax_f64, Dist};
 use crate::simple::{NoParams, ProbParams};
 
 /// A vector of zeros as long as the vocabulary.

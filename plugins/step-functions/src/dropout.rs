@@ -4,7 +4,7 @@ use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
 use crate::common::{output, shape2, target, targets};
-use crate::math::Dist;
+use rinseq_sdk::toolkit::softmax::Dist;
 
 /// Parameters of `mc_dropout_prob_avg`.
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -48,7 +48,7 @@ pub fn top_p_keep(logits: &[f64], top_p: f64, min_tokens_to_keep: usize) -> Vec<
     let n = logits.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
-    let probs = crate::math::log_softmax_f64(logits);
+    let probs = rinseq_sdk::toolkit::softmax::log_softmax_f64(logits);
     let threshold = 1.0 - top_p;
     let mut keep = vec![true; n];
     let mut cumulative = 0.0;

@@ -20,7 +20,6 @@ mod common;
 pub mod contrastive;
 pub mod dropout;
 pub mod filtering;
-pub mod math;
 pub mod nucleus;
 mod simple;
 

@@ -3,7 +3,7 @@
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::math::{log_softmax, softmax};
+use rinseq_sdk::toolkit::softmax::{log_softmax, softmax};
 
 /// No parameters.
 #[derive(Deserialize, schemars::JsonSchema, Default)]

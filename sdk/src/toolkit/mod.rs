@@ -36,6 +36,7 @@ pub mod path;
 pub mod perturb;
 pub mod progress;
 pub mod quadrature;
+pub mod softmax;
 
 pub use accumulate::{add_at_position, times_input, Accumulator};
 pub use chunking::{
@@ -55,3 +56,4 @@ pub use perturb::{
 };
 pub use progress::Progress;
 pub use quadrature::{leggauss, torch_linspace, IntegrationMethod, Quadrature};
+pub use softmax::{log_softmax, log_softmax_f64, onehot_minus, softmax, Dist};

@@ -1,4 +1,5 @@
-//! Numerically careful softmax helpers (in `f64`).
+//! Softmax helpers for step functions, numerically careful and in `f64`: a distribution, its
+//! log, and the gradient of a target log-probability.
 
 /// `log_softmax(z)` of one row, in `f64`.
 pub fn log_softmax(z: &[f32]) -> Vec<f64> {
@@ -51,5 +52,20 @@ impl Dist {
         } else {
             (self.p[y], onehot_minus(&self.p, y, self.p[y]))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_sum_to_one_and_gradients_match() {
+        let d = Dist::of(&[1.0, 2.0, 3.0]);
+        assert!((d.p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let (lp, g) = d.prob(2, true);
+        assert!((lp - d.p[2].ln()).abs() < 1e-12);
+        assert!((g.iter().sum::<f64>()).abs() < 1e-12, "onehot − p sums to 0");
+        assert!(log_softmax_f64(&[f64::NEG_INFINITY; 2]).iter().all(|v| v.is_nan()));
     }
 }
