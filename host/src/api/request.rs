@@ -133,6 +133,12 @@ impl<'m> AttributeRequest<'m> {
         self
     }
 
+    /// The memory budget in bytes (default: half of the machine's memory).
+    pub fn max_memory(mut self, bytes: impl Into<Option<u64>>) -> Self {
+        self.options.max_memory = bytes.into();
+        self
+    }
+
     /// One differentiable forward per (point, step) instead of one shared forward per point.
     pub fn per_row_forward(mut self, on: bool) -> Self {
         self.options.per_row_forward = on;

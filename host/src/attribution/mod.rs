@@ -14,6 +14,8 @@ pub mod forward;
 pub mod host_model;
 pub mod internals;
 pub mod layer;
+pub mod memory;
+pub mod perturbed;
 pub mod plan;
 pub mod result;
 pub mod sequence;
@@ -82,6 +84,9 @@ pub struct AttributeOptions {
     /// Tokens (rows × sequence length) per batched differentiable forward: bounds the
     /// activations kept for the backward pass (default [`host_model::DEFAULT_TOKENS_PER_FORWARD`]).
     pub tokens_per_forward: Option<usize>,
+    /// The memory budget in bytes (default: half of the machine's memory): lowers
+    /// `tokens_per_forward` when needed and refuses a sequence too long for it.
+    pub max_memory: Option<u64>,
     /// Serve gradient requests with one differentiable forward per (point, step) instead of one
     /// shared forward per point (benchmarks, debugging; same numbers up to float order).
     pub per_row_forward: bool,
@@ -387,7 +392,24 @@ pub fn attribute(
     plan::check(method, target_fn, step_scores, opts, decoder_only)?;
     let batch = opts.batch_size.unwrap_or(sequences.len()).max(1);
     let mut out = Vec::with_capacity(sequences.len());
+    let budget = opts.max_memory.unwrap_or_else(memory::default_budget);
     for chunk in sequences.chunks(batch) {
+        let max_len = chunk
+            .iter()
+            .map(|s| s.source_ids.len() + s.target_ids.len())
+            .max()
+            .unwrap_or(1);
+        let uses_gradients = method
+            .capabilities
+            .flags
+            .contains(rinseq_sdk::Flags::USES_GRADIENTS);
+        if uses_gradients {
+            memory::row_fits(&loaded.spec, budget, max_len).map_err(AttributionError::BadInput)?;
+        }
+        let tokens_per_forward = opts.tokens_per_forward.unwrap_or_else(|| {
+            let default = host_model::DEFAULT_TOKENS_PER_FORWARD;
+            memory::tokens_per_forward(&loaded.spec, budget, max_len, default)
+        });
         let host = ModelHost {
             model: loaded.model.as_ref(),
             name: model_name.to_string(),
@@ -397,10 +419,7 @@ pub fn attribute(
             special_ids: special_ids(loaded),
             method_flags: method.capabilities.flags,
             attribute_target: opts.attribute_target || decoder_only,
-            tokens_per_forward: opts
-                .tokens_per_forward
-                .unwrap_or(host_model::DEFAULT_TOKENS_PER_FORWARD)
-                .max(1),
+            tokens_per_forward: tokens_per_forward.max(1),
             force_contrast_inputs: opts.contrast_force_inputs,
             share_forward: !opts.per_row_forward,
         };

@@ -83,6 +83,10 @@ pub struct AttributionFlags {
     /// can be faster (default 64).
     #[arg(long = "tokens-per-forward", value_name = "N")]
     pub tokens_per_forward: Option<usize>,
+    /// Memory budget for the attribution's activations and the model (e.g. 4G, 512M; default:
+    /// half of the machine's memory): sizes the batched forwards to stay under it.
+    #[arg(long = "max-memory", value_name = "SIZE", value_parser = crate::attribution::memory::parse_size)]
+    pub max_memory: Option<u64>,
     /// One differentiable forward per (point, step) instead of one shared forward per point
     /// (for benchmarks and debugging: the same numbers up to float summation order).
     #[arg(long = "per-row-forward")]

@@ -94,6 +94,7 @@ impl Attributor {
             .batch_size(f.batch_size)
             .tokens_per_forward(f.tokens_per_forward)
             .per_row_forward(f.per_row_forward)
+            .max_memory(f.max_memory)
             .output_step_attributions(f.output_step_attributions);
         Ok(request.run()?)
     }
