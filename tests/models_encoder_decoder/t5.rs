@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use rinseq::models::registry::{self, BuildArgs};
-use rinseq::models::t5_layers::bucket;
+use rinseq::models::t5::layers::bucket;
 use rinseq::models::tokenizer::SpecialTokens;
 use rinseq::models::weights::{SafetensorsSource, Weights};
 use rinseq::models::{

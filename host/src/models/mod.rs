@@ -12,7 +12,6 @@
 //! `QMatMul`, `KvCache::append`) silently cut the gradient.
 
 pub mod backward;
-pub mod bart;
 pub mod causal;
 pub mod deeplift;
 pub mod error;
@@ -21,19 +20,18 @@ mod gguf_dequant;
 pub mod gpt2;
 pub mod llama;
 pub mod load;
-pub mod marian;
 pub mod ops;
 pub mod registry;
 pub mod seq2seq;
 pub mod spm_tokenizer;
 pub mod t5;
-pub mod t5_layers;
 pub mod taps;
 pub mod tokenizer;
 pub mod weights;
 
 pub use backward::PrefixBackward;
 pub use error::ModelError;
+pub use seq2seq::{bart, marian};
 pub use taps::Taps;
 
 use candle_core::{Result, Tensor};

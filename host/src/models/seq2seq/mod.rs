@@ -7,9 +7,11 @@
 //! KV-cached decoder ([`decode`]).
 
 pub mod backward;
+pub mod bart;
 pub mod decode;
 pub mod layers;
 pub mod load;
+pub mod marian;
 pub mod positions;
 
 use candle_core::{DType, Result, Tensor};

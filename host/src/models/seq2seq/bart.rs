@@ -5,9 +5,9 @@
 use serde::Deserialize;
 
 use super::marian::ids_of;
-use super::registry::{Architecture, BuildArgs};
-use super::seq2seq::{build_from, Dropouts, Seq2SeqConfig};
-use super::{ModelKind, ModelSpec};
+use super::{build_from, Dropouts, Seq2SeqConfig};
+use crate::models::registry::{Architecture, BuildArgs};
+use crate::models::{Model, ModelError, ModelKind, ModelSpec};
 
 /// The fields of HF `BartConfig` / `MBartConfig` that the forward uses (transformers defaults).
 #[derive(Debug, Clone, Deserialize)]
@@ -138,7 +138,7 @@ impl BartConfig {
     }
 }
 
-fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn super::Model>, super::ModelError> {
+fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn Model>, ModelError> {
     build_from(args, |c: &BartConfig| (c.seq2seq(), c.spec()))
 }
 
@@ -147,8 +147,8 @@ inventory::submit! { Architecture { model_type: "mbart", kind: ModelKind::Encode
 
 #[cfg(test)]
 mod tests {
+    use super::super::marian::MarianConfig;
     use super::*;
-    use crate::models::marian::MarianConfig;
     use serde_json::json;
 
     /// The flattened dropouts read the HF keys, with transformers' defaults.

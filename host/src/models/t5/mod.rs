@@ -10,16 +10,18 @@
 //! `decoder.block.N.layer.1.EncDecAttention`, `...DenseReluDense`, `...DenseReluDense.act`,
 //! `lm_head`); hidden states are `encoder.embed_tokens`, the blocks, and the final norm output.
 
+pub mod layers;
+
 use candle_core::{DType, Result, Tensor};
 use serde::Deserialize;
 
 use super::ops::{self, ConstLinear};
 use super::registry::{Architecture, BuildArgs};
-use super::t5_layers::{relative_bias, T5Block, T5Names};
 use super::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
     ModelKind, ModelSpec, Side, Taps,
 };
+use layers::{relative_bias, T5Block, T5Names};
 
 fn d_32() -> usize {
     32

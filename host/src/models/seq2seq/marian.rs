@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use super::registry::{Architecture, BuildArgs};
-use super::seq2seq::{build_from, Dropouts, Seq2SeqConfig};
-use super::{ModelKind, ModelSpec};
+use super::{build_from, Dropouts, Seq2SeqConfig};
+use crate::models::registry::{Architecture, BuildArgs};
+use crate::models::{Model, ModelError, ModelKind, ModelSpec};
 
 /// The fields of HF `MarianConfig` that the forward uses (defaults as in transformers).
 #[derive(Debug, Clone, Deserialize)]
@@ -144,7 +144,7 @@ impl MarianConfig {
     }
 }
 
-fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn super::Model>, super::ModelError> {
+fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn Model>, ModelError> {
     build_from(args, |c: &MarianConfig| (c.seq2seq(), c.spec()))
 }
 

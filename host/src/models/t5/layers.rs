@@ -3,10 +3,10 @@
 
 use candle_core::{Result, Tensor};
 
-use super::ops::{self, ConstLinear};
-use super::t5::T5Config;
-use super::weights::Weights;
-use super::{ModelError, Taps};
+use super::T5Config;
+use crate::models::ops::{self, ConstLinear};
+use crate::models::weights::Weights;
+use crate::models::{ModelError, Taps};
 
 type LoadResult<T> = std::result::Result<T, ModelError>;
 
