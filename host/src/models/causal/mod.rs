@@ -4,12 +4,12 @@
 
 mod stack;
 
-pub use stack::{CausalArch, CausalBackward, CausalLm, Pass, SavedBlock};
+pub use stack::{CausalArch, CausalBackward, CausalLm, SavedBlock};
 
 use candle_core::{DType, Result, Tensor};
 use serde::de::DeserializeOwned;
 
-use super::{ForwardInput, ModelError, ModelSpec};
+use super::{ForwardInput, ModelError, ModelSpec, Taps};
 
 /// Checks a decoder-only forward input: no encoder side, `(b, t, hidden)` embeddings, a
 /// `(b, t)` mask and `t <= max_positions`.
@@ -101,6 +101,38 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
 
 /// One layer's cached keys and values `(b, heads, past, head_dim)` (`None` before the first step).
 pub type KvCache = Option<(Tensor, Tensor)>;
+
+/// How a block (or a stack, with `C = [KvCache]`) runs: the differentiable forward (hooks in
+/// `taps`), a decoding step (`cache`) or the shared forward of a hand-written backward (`save`),
+/// each through the same forward code.
+pub struct Pass<'a, 't, S, C: ?Sized = KvCache> {
+    /// Hooks and recordings ([`Taps::none`] when decoding or saving).
+    pub taps: &'a mut Taps<'t>,
+    /// Past keys/values, extended in place when decoding.
+    pub cache: Option<&'a mut C>,
+    /// Where the shared forward keeps what the backward needs.
+    pub save: Option<&'a mut Vec<S>>,
+}
+
+impl<'a, 't, S, C: ?Sized> Pass<'a, 't, S, C> {
+    /// A plain pass: `taps` only.
+    pub fn taps(taps: &'a mut Taps<'t>) -> Self {
+        Self {
+            taps,
+            cache: None,
+            save: None,
+        }
+    }
+
+    /// A pass of the shared forward: keeps into `save` (`taps` is [`Taps::none`]).
+    pub fn save(taps: &'a mut Taps<'t>, save: &'a mut Vec<S>) -> Self {
+        Self {
+            taps,
+            cache: None,
+            save: Some(save),
+        }
+    }
+}
 
 /// Appends new keys/values to a cache along the time axis.
 pub fn append_kv(cache: &mut KvCache, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {

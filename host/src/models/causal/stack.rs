@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use super::{check_input, check_len, last_position, lookup, select_cache_rows, KvCache};
+use super::{check_input, check_len, last_position, lookup, select_cache_rows, KvCache, Pass};
 use crate::models::backward::{
     AttentionKind, PrefixBackward, PrefixGrads, SavedAttention, Streams,
 };
@@ -59,17 +59,6 @@ pub trait CausalArch: Send + Sync + Sized {
 
     /// The final norm.
     fn final_norm(&self, x: &Tensor) -> Result<Tensor>;
-}
-
-/// How a block runs: the differentiable forward (hooks in `taps`), a decoding step (`cache`) or
-/// the shared forward (`save`), each a plain forward through the same code.
-pub struct Pass<'a, 't, S> {
-    /// Hooks and recordings ([`Taps::none`] when decoding or saving).
-    pub taps: &'a mut Taps<'t>,
-    /// The block's past keys/values, extended in place when decoding.
-    pub cache: Option<&'a mut KvCache>,
-    /// Where the shared forward keeps what [`CausalBackward::backward`] needs.
-    pub save: Option<&'a mut Vec<S>>,
 }
 
 /// What a pre-norm block (`x + attn(norm(x))`, then `x + mlp(norm(x))`) keeps for its backward

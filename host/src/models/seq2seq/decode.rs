@@ -1,18 +1,19 @@
 //! KV-cached incremental decoding for the BART family: the source is encoded once, the
 //! cross-attention keys/values are projected once, and the self-attention keys/values grow by one
-//! position per step.
+//! position per step (the forward of `layers.rs`, with caches).
 
 use candle_core::{Result, Tensor};
 
+use super::layers::Cross;
 use super::Seq2Seq;
+use crate::models::causal::{select_cache_rows, KvCache, Pass};
 use crate::models::{ops, DecodeStart, DecodingState, Model, Side, Taps};
 
 /// A decoding session over a batch of encoded sources (one row per sequence or beam).
 pub struct Seq2SeqDecoding<'a> {
     model: &'a Seq2Seq,
-    cross_kv: Vec<(Tensor, Tensor)>,
-    cross_bias: Tensor,
-    caches: Vec<Option<(Tensor, Tensor)>>,
+    cross: Cross,
+    caches: Vec<KvCache>,
     past: usize,
 }
 
@@ -28,12 +29,11 @@ impl<'a> Seq2SeqDecoding<'a> {
         };
         let mut taps = Taps::none();
         let embeds = model.embed(Side::Encoder, ids)?;
-        let enc = model.encode(&embeds, &mask, &mut taps)?;
+        let enc = model.encode(&embeds, &mask, Pass::taps(&mut taps))?.out;
         Ok(Self {
             model,
-            cross_kv: model.cross_kv(&enc, &mut taps)?,
-            cross_bias: ops::attention_bias(&mask, 1, 0, false, enc.dtype())?,
-            caches: vec![None; model.decoder_layers.len()],
+            cross: model.cross(&enc, &mask, &mut taps)?,
+            caches: vec![None; model.decoder.layers.len()],
             past: 0,
         })
     }
@@ -52,15 +52,14 @@ impl DecodingState for Seq2SeqDecoding<'_> {
         let x = self.model.embed(Side::Decoder, ids)?;
         let bias = ops::attention_bias(mask, n, self.past, true, x.dtype())?;
         let mut taps = Taps::none();
-        let h = self.model.decode(
-            &x,
-            self.past,
-            &bias,
-            &self.cross_kv,
-            &self.cross_bias,
-            Some(&mut self.caches),
-            &mut taps,
-        )?;
+        let pass = Pass {
+            taps: &mut taps,
+            cache: Some(&mut self.caches[..]),
+            save: None,
+        };
+        let h = (self.model.decoder)
+            .forward(&x, self.past, &bias, Some(&self.cross), pass)?
+            .out;
         self.past += n;
         let last = h.narrow(1, n - 1, 1)?;
         self.model.logits(&last, &mut taps)?.squeeze(1)
@@ -68,17 +67,13 @@ impl DecodingState for Seq2SeqDecoding<'_> {
 
     fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), self.cross_bias.device())?;
+        let idx = Tensor::from_vec(idx, rows.len(), self.cross.bias.device())?;
         let pick = |t: &Tensor| t.index_select(&idx, 0);
-        for (k, v) in self.cross_kv.iter_mut() {
+        for (k, v) in self.cross.kv.iter_mut() {
             *k = pick(k)?;
             *v = pick(v)?;
         }
-        self.cross_bias = pick(&self.cross_bias)?;
-        for (k, v) in self.caches.iter_mut().flatten() {
-            *k = pick(k)?;
-            *v = pick(v)?;
-        }
-        Ok(())
+        self.cross.bias = pick(&self.cross.bias)?;
+        select_cache_rows(&mut self.caches, rows)
     }
 }
