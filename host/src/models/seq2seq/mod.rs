@@ -9,6 +9,7 @@
 
 pub mod backward;
 pub mod bart;
+mod config;
 pub mod decode;
 pub mod layers;
 pub mod load;
@@ -16,7 +17,6 @@ pub mod marian;
 pub mod positions;
 
 use candle_core::{DType, Result, Tensor};
-use serde::Deserialize;
 
 use crate::models::causal::{parse_config, KvCache, Pass};
 use crate::models::ops::{self, ConstLinear};
@@ -26,68 +26,10 @@ use crate::models::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
     ModelSpec, PrefixBackward, Side, Taps,
 };
+pub(crate) use config::ids_of;
+pub use config::{Dropouts, FamilyConfig, Seq2SeqConfig};
 use layers::{Cross, Layer, LayerNorm, SavedLayer};
 use positions::PositionEmbedding;
-
-/// The architecture choices that tell BART, mBART and Marian apart.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Seq2SeqConfig {
-    /// Width of the model (`d_model`).
-    pub d_model: usize,
-    /// Encoder heads (`encoder_attention_heads`).
-    pub encoder_heads: usize,
-    /// Decoder heads (`decoder_attention_heads`).
-    pub decoder_heads: usize,
-    /// HF activation name (`activation_function`).
-    pub activation: String,
-    /// Multiply token embeddings by `sqrt(d_model)` (`scale_embedding`).
-    pub scale_embedding: bool,
-    /// Sinusoidal positions (Marian) instead of learned ones with an offset of 2 (BART, mBART).
-    pub sinusoidal_positions: bool,
-    /// Longest sequence (`max_position_embeddings`).
-    pub max_positions: usize,
-    /// A LayerNorm right after the embeddings (`layernorm_embedding`; BART, mBART).
-    pub layernorm_embedding: bool,
-    /// Pre-norm blocks (mBART) instead of post-norm (BART, Marian).
-    pub pre_norm: bool,
-    /// A final LayerNorm after each stack (`model.encoder.layer_norm`; mBART).
-    pub final_layer_norm: bool,
-    /// LayerNorm epsilon (1e-5 in all three).
-    pub layer_norm_eps: f64,
-    /// Dropout probabilities (MC dropout only).
-    pub dropout: Dropouts,
-}
-
-/// HF dropout probabilities of a BART-family model, applied only under MC dropout. BART's and
-/// Marian's configs read them with `#[serde(flatten)]` from the same keys, with transformers'
-/// defaults (`Default` is no dropout at all).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
-pub struct Dropouts {
-    /// `dropout`: after the embeddings and on every sub-block output (default 0.1).
-    #[serde(rename = "dropout", default = "d_dropout")]
-    pub hidden: f64,
-    /// `attention_dropout`: on the attention probabilities (default 0).
-    #[serde(rename = "attention_dropout", default)]
-    pub attention: f64,
-    /// `activation_dropout`: after the feed-forward activation (default 0).
-    #[serde(rename = "activation_dropout", default)]
-    pub activation: f64,
-}
-
-fn d_dropout() -> f64 {
-    0.1
-}
-
-impl Seq2SeqConfig {
-    /// `sqrt(d_model)` when `scale_embedding`, else 1.
-    pub fn embed_scale(&self) -> f64 {
-        if self.scale_embedding {
-            (self.d_model as f64).sqrt()
-        } else {
-            1.0
-        }
-    }
-}
 
 /// One stack (encoder or decoder): embeddings, layers and norms.
 #[derive(Debug, Clone)]

@@ -153,7 +153,7 @@ impl T5 {
             Some(t) => t,
             None => dec_embed.clone(),
         };
-        let eos = super::marian::ids_of(&cfg.eos_token_id, &[1]);
+        let eos = super::seq2seq::ids_of(&cfg.eos_token_id, &[1]);
         let special = args.special;
         let spec = ModelSpec {
             model_type: args.model_type.to_string(),
