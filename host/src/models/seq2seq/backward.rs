@@ -37,14 +37,14 @@ fn residual<T>(
 }
 
 /// Input gradients of an attention: `(d queries' input, d keys' and values' input)`.
-fn attention(
+pub(crate) fn attention(
     a: &Attention,
     s: &SavedAttention,
     streams: &Streams,
     d: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
     let d_out = split_heads(&a.o.input_grad(d)?, a.heads)?;
-    let (dq, dk, dv) = s.backward(streams, a.scale()?, &d_out)?;
+    let (dq, dk, dv) = s.backward(streams, a.scale, &d_out)?;
     let dh = a.q.input_grad(&merge_heads(&dq)?)?;
     let dkv = (a.k.input_grad(&merge_heads(&dk)?)? + a.v.input_grad(&merge_heads(&dv)?)?)?;
     Ok((dh, dkv))

@@ -1,68 +1,78 @@
-//! KV-cached incremental decoding for the BART family: the source is encoded once, the
-//! cross-attention keys/values are projected once, and the self-attention keys/values grow by one
-//! position per step (the forward of `layers.rs`, with caches).
+//! KV-cached incremental decoding for encoder-decoder models (the BART family, T5): the source is
+//! encoded once, the cross-attention keys/values are projected once, and the self-attention
+//! keys/values grow with every step (each model's own forward, with caches).
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
 use super::layers::Cross;
-use super::Seq2Seq;
-use crate::models::causal::{select_cache_rows, KvCache, Pass};
-use crate::models::{ops, DecodeStart, DecodingState, Model, Side, Taps};
+use crate::models::causal::{select_cache_rows, KvCache};
+use crate::models::{DecodeStart, DecodingState, Model, ModelError};
+
+/// What KV-cached decoding needs from an encoder-decoder model.
+pub trait EncoderDecoder: Model {
+    /// Number of decoder layers (one cache each).
+    fn decoder_layers(&self) -> usize;
+
+    /// Encodes `ids` `(b, s)` (mask `(b, s)`) and projects every cross-attention's keys/values.
+    fn encode_source(&self, ids: &Tensor, mask: &Tensor) -> Result<Cross>;
+
+    /// Logits `(b, vocab)` at the last of the new decoder tokens `ids` `(b, n)`, which follow
+    /// `past` cached positions (`mask` is `(b, past + n)`); extends `caches`.
+    fn decode_step(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        past: usize,
+        cross: &Cross,
+        caches: &mut [KvCache],
+    ) -> Result<Tensor>;
+}
+
+/// Starts decoding: encodes `start.encoder_ids` (mask: `start.encoder_mask`, all ones when
+/// absent).
+pub fn start<'a, M: EncoderDecoder>(
+    model: &'a M,
+    start: &DecodeStart,
+) -> Result<Box<dyn DecodingState + 'a>> {
+    let Some(ids) = &start.encoder_ids else {
+        let msg = format!("{}: decoding needs encoder ids", model.spec().model_type);
+        return Err(ModelError::BadInput(msg).into_candle());
+    };
+    let mask = match &start.encoder_mask {
+        Some(m) => m.clone(),
+        None => Tensor::ones(ids.dims2()?, DType::U8, ids.device())?,
+    };
+    Ok(Box::new(Decoding {
+        cross: model.encode_source(ids, &mask)?,
+        caches: vec![None; model.decoder_layers()],
+        past: 0,
+        model,
+    }))
+}
 
 /// A decoding session over a batch of encoded sources (one row per sequence or beam).
-pub struct Seq2SeqDecoding<'a> {
-    model: &'a Seq2Seq,
+struct Decoding<'a, M> {
+    model: &'a M,
     cross: Cross,
     caches: Vec<KvCache>,
     past: usize,
 }
 
-impl<'a> Seq2SeqDecoding<'a> {
-    /// Encodes `start.encoder_ids` (mask: `start.encoder_mask`, all ones when absent).
-    pub fn new(model: &'a Seq2Seq, start: &DecodeStart) -> Result<Self> {
-        let Some(ids) = &start.encoder_ids else {
-            candle_core::bail!("{}: decoding needs encoder ids", model.spec.model_type);
-        };
-        let mask = match &start.encoder_mask {
-            Some(m) => m.clone(),
-            None => Tensor::ones(ids.dims2()?, candle_core::DType::U8, ids.device())?,
-        };
-        let mut taps = Taps::none();
-        let embeds = model.embed(Side::Encoder, ids)?;
-        let enc = model.encode(&embeds, &mask, Pass::taps(&mut taps))?.out;
-        Ok(Self {
-            model,
-            cross: model.cross(&enc, &mask, &mut taps)?,
-            caches: vec![None; model.decoder.layers.len()],
-            past: 0,
-        })
-    }
-}
-
-impl DecodingState for Seq2SeqDecoding<'_> {
+impl<M: EncoderDecoder> DecodingState for Decoding<'_, M> {
     fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (_, n) = ids.dims2()?;
         let (_, total) = mask.dims2()?;
         if n == 0 || total != self.past + n {
-            candle_core::bail!(
+            let msg = format!(
                 "decoding step: mask covers {total} positions, expected {} + {n}",
                 self.past
             );
+            return Err(ModelError::BadInput(msg).into_candle());
         }
-        let x = self.model.embed(Side::Decoder, ids)?;
-        let bias = ops::attention_bias(mask, n, self.past, true, x.dtype())?;
-        let mut taps = Taps::none();
-        let pass = Pass {
-            taps: &mut taps,
-            cache: Some(&mut self.caches[..]),
-            save: None,
-        };
-        let h = (self.model.decoder)
-            .forward(&x, self.past, &bias, Some(&self.cross), pass)?
-            .out;
-        self.past += n;
-        let last = h.narrow(1, n - 1, 1)?;
-        self.model.logits(&last, &mut taps)?.squeeze(1)
+        let logits =
+            (self.model).decode_step(ids, mask, self.past, &self.cross, &mut self.caches)?;
+        self.past = total;
+        Ok(logits)
     }
 
     fn select_rows(&mut self, rows: &[usize]) -> Result<()> {

@@ -70,17 +70,24 @@ pub struct AttnNames {
 }
 
 impl AttnNames {
+    /// BART's names: `{module}.{q,k,v}_proj`, `{module}.out_proj`.
     fn new(module: String) -> Self {
+        Self::with(module, ["q_proj", "k_proj", "v_proj", "out_proj"])
+    }
+
+    /// `{module}.{q}`, ... for the projections' own names (T5: `q`, `k`, `v`, `o`).
+    pub fn with(module: String, [q, k, v, o]: [&str; 4]) -> Self {
         Self {
-            q: format!("{module}.q_proj"),
-            k: format!("{module}.k_proj"),
-            v: format!("{module}.v_proj"),
-            o: format!("{module}.out_proj"),
+            q: format!("{module}.{q}"),
+            k: format!("{module}.{k}"),
+            v: format!("{module}.{v}"),
+            o: format!("{module}.{o}"),
             module,
         }
     }
 
-    fn all(&self) -> [&String; 5] {
+    /// The module and its projections.
+    pub fn all(&self) -> [&String; 5] {
         [&self.module, &self.q, &self.k, &self.v, &self.o]
     }
 }
@@ -116,7 +123,8 @@ impl LayerNames {
     }
 }
 
-/// Multi-head attention with biased q/k/v/out projections (`BartAttention`).
+/// Multi-head attention (`BartAttention`, with biased projections; also T5's, without biases and
+/// score scaling).
 #[derive(Debug, Clone)]
 pub struct Attention {
     /// Projections `(d, d)` with biases.
@@ -129,6 +137,8 @@ pub struct Attention {
     pub o: ConstLinear,
     /// Number of heads.
     pub heads: usize,
+    /// Score scale (`1 / sqrt(head_dim)`; 1 in T5).
+    pub scale: f64,
     /// Dropout of the attention probabilities (MC dropout only).
     pub dropout: f64,
 }
@@ -137,12 +147,6 @@ pub struct Attention {
 pub type AttnParts = [Tensor; 4];
 
 impl Attention {
-    /// `1 / sqrt(head_dim)`.
-    pub fn scale(&self) -> Result<f64> {
-        let d = self.q.w.dim(1)?;
-        Ok(1.0 / ((d / self.heads) as f64).sqrt())
-    }
-
     /// Keys and values of `x`, split into heads.
     pub fn kv(&self, x: &Tensor, names: &AttnNames, taps: &mut Taps) -> Result<(Tensor, Tensor)> {
         let k = taps.apply(&names.k, self.k.forward(x)?)?;
@@ -164,7 +168,7 @@ impl Attention {
     ) -> Result<(Tensor, AttnParts)> {
         let q = taps.apply(&names.q, self.q.forward(x)?)?;
         let q = split_heads(&q, self.heads)?.contiguous()?;
-        let (out, probs) = ops::attention(&q, &k, &v, bias, self.scale()?, (taps, self.dropout))?;
+        let (out, probs) = ops::attention(&q, &k, &v, bias, self.scale, (taps, self.dropout))?;
         taps.record_attention(&names.module, &probs);
         let out = taps.apply(&names.o, self.o.forward(&merge_heads(&out)?)?)?;
         Ok((taps.apply(&names.module, out)?, [q, k, v, probs]))

@@ -57,12 +57,15 @@ impl Loader<'_> {
     }
 
     fn attention(&self, p: &str, heads: usize, dropout: f64) -> Result<Attention> {
+        let q = self.linear(&format!("{p}.q_proj"))?;
+        let head_dim = q.w.dim(1)? / heads;
         Ok(Attention {
-            q: self.linear(&format!("{p}.q_proj"))?,
+            q,
             k: self.linear(&format!("{p}.k_proj"))?,
             v: self.linear(&format!("{p}.v_proj"))?,
             o: self.linear(&format!("{p}.out_proj"))?,
             heads,
+            scale: 1.0 / (head_dim as f64).sqrt(),
             dropout,
         })
     }

@@ -28,6 +28,7 @@ use crate::models::{
 };
 pub(crate) use config::ids_of;
 pub use config::{Dropouts, FamilyConfig, Seq2SeqConfig};
+use decode::EncoderDecoder;
 use layers::{Cross, Layer, LayerNorm, SavedLayer};
 use positions::PositionEmbedding;
 
@@ -243,7 +244,7 @@ impl Model for Seq2Seq {
     }
 
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
-        Ok(Box::new(decode::Seq2SeqDecoding::new(self, start)?))
+        decode::start(self, start)
     }
 
     fn prefix_forward(
@@ -256,6 +257,43 @@ impl Model for Seq2Seq {
             backward::Seq2SeqPrefix::new(self, source, embeds)
                 .map(|p| Box::new(p) as Box<dyn PrefixBackward + '_>),
         )
+    }
+}
+
+impl EncoderDecoder for Seq2Seq {
+    fn decoder_layers(&self) -> usize {
+        self.decoder.layers.len()
+    }
+
+    fn encode_source(&self, ids: &Tensor, mask: &Tensor) -> Result<Cross> {
+        let mut taps = Taps::none();
+        let embeds = self.embed(Side::Encoder, ids)?;
+        let enc = self.encode(&embeds, mask, Pass::taps(&mut taps))?.out;
+        self.cross(&enc, mask, &mut taps)
+    }
+
+    fn decode_step(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        past: usize,
+        cross: &Cross,
+        caches: &mut [KvCache],
+    ) -> Result<Tensor> {
+        let x = self.embed(Side::Decoder, ids)?;
+        let n = x.dim(1)?;
+        let bias = ops::attention_bias(mask, n, past, true, x.dtype())?;
+        let mut taps = Taps::none();
+        let pass = Pass {
+            taps: &mut taps,
+            cache: Some(caches),
+            save: None,
+        };
+        let h = self
+            .decoder
+            .forward(&x, past, &bias, Some(cross), pass)?
+            .out;
+        self.logits(&h.narrow(1, n - 1, 1)?, &mut taps)?.squeeze(1)
     }
 }
 

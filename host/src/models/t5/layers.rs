@@ -1,10 +1,15 @@
-//! T5 blocks: unscaled attention with an additive bias, the relative position bias, gated or
-//! plain feed-forward, and pre-RMSNorm residual sub-layers (composite ops only).
+//! T5 blocks: unscaled attention with an additive bias (the BART family's [`Attention`] with
+//! scale 1 and no projection biases), the relative position bias, gated or plain feed-forward,
+//! and pre-RMSNorm residual sub-layers (composite ops only). With `save`, a block keeps what
+//! `backward.rs` reads.
 
 use candle_core::{Result, Tensor};
 
 use super::T5Config;
+use crate::models::backward::{AttentionKind, SavedAttention};
+use crate::models::causal::{append_kv, Pass};
 use crate::models::ops::{self, ConstLinear};
+use crate::models::seq2seq::layers::{Attention, AttnNames};
 use crate::models::weights::Weights;
 use crate::models::{ModelError, Taps};
 
@@ -17,8 +22,8 @@ pub struct T5Names {
     pub block: String,
     /// `...layer.0` (self-attention sub-layer), `...layer.1` (cross, decoder only), last: FF.
     pub sub: Vec<String>,
-    /// `...layer.0.SelfAttention`, `...layer.1.EncDecAttention`.
-    pub attn: Vec<String>,
+    /// `...layer.0.SelfAttention`, `...layer.1.EncDecAttention` and their `q`, `k`, `v`, `o`.
+    pub attn: Vec<AttnNames>,
     /// `...layer.K.DenseReluDense`.
     pub ff: String,
 }
@@ -29,15 +34,16 @@ impl T5Names {
         let block = format!("{stack}.block.{i}");
         let n = if decoder { 3 } else { 2 };
         let sub: Vec<String> = (0..n).map(|k| format!("{block}.layer.{k}")).collect();
-        let mut attn = vec![format!("{}.SelfAttention", sub[0])];
+        let attn = |m: String| AttnNames::with(m, ["q", "k", "v", "o"]);
+        let mut attns = vec![attn(format!("{}.SelfAttention", sub[0]))];
         if decoder {
-            attn.push(format!("{}.EncDecAttention", sub[1]));
+            attns.push(attn(format!("{}.EncDecAttention", sub[1])));
         }
         Self {
             ff: format!("{}.DenseReluDense", sub[n - 1]),
             block,
             sub,
-            attn,
+            attn: attns,
         }
     }
 
@@ -48,8 +54,7 @@ impl T5Names {
             v.extend([s.clone(), format!("{s}.layer_norm")]);
         }
         for a in &self.attn {
-            v.push(a.clone());
-            v.extend(["q", "k", "v", "o"].map(|p| format!("{a}.{p}")));
+            v.extend(a.all().map(String::clone));
         }
         v.push(self.ff.clone());
         v.extend(["wi", "wi_0", "wi_1", "act", "wo"].map(|p| format!("{}.{p}", self.ff)));
@@ -57,90 +62,54 @@ impl T5Names {
     }
 }
 
-/// T5 attention (no biases, no score scaling).
-#[derive(Debug, Clone)]
-struct T5Attention {
-    q: ConstLinear,
-    k: ConstLinear,
-    v: ConstLinear,
-    o: ConstLinear,
-    heads: usize,
-    dropout: f64,
-}
-
-impl T5Attention {
-    fn load(w: &Weights, p: &str, heads: usize, dropout: f64) -> LoadResult<Self> {
-        let lin = |n: &str| {
-            Ok::<_, ModelError>(ConstLinear::new(w.get(&format!("{p}.{n}.weight"))?, None))
-        };
-        Ok(Self {
-            q: lin("q")?,
-            k: lin("k")?,
-            v: lin("v")?,
-            o: lin("o")?,
-            heads,
-            dropout,
-        })
-    }
-
-    fn split(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, inner) = x.dims3()?;
-        x.reshape((b, t, self.heads, inner / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    fn kv(&self, x: &Tensor, name: &str, taps: &mut Taps) -> Result<(Tensor, Tensor)> {
-        let k = taps.apply(&format!("{name}.k"), self.k.forward(x)?)?;
-        let v = taps.apply(&format!("{name}.v"), self.v.forward(x)?)?;
-        Ok((self.split(&k)?, self.split(&v)?))
-    }
-
-    fn attend(
-        &self,
-        x: &Tensor,
-        kv: &(Tensor, Tensor),
-        bias: &Tensor,
-        name: &str,
-        taps: &mut Taps,
-    ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let q = self.split(&taps.apply(&format!("{name}.q"), self.q.forward(x)?)?)?;
-        let (out, probs) = ops::attention(&q, &kv.0, &kv.1, bias, 1.0, (taps, self.dropout))?;
-        taps.record_attention(name, &probs);
-        let out = out.transpose(1, 2)?.reshape((b, t, ()))?;
-        let out = taps.apply(&format!("{name}.o"), self.o.forward(&out)?)?;
-        taps.apply(name, out)
-    }
+fn load_attention(w: &Weights, p: &str, heads: usize, dropout: f64) -> LoadResult<Attention> {
+    let lin =
+        |n: &str| Ok::<_, ModelError>(ConstLinear::new(w.get(&format!("{p}.{n}.weight"))?, None));
+    Ok(Attention {
+        q: lin("q")?,
+        k: lin("k")?,
+        v: lin("v")?,
+        o: lin("o")?,
+        heads,
+        // T5 folds the score scaling into its initialisation.
+        scale: 1.0,
+        dropout,
+    })
 }
 
 /// `DenseReluDense` / `DenseGatedActDense`.
 #[derive(Debug, Clone)]
-struct T5FeedForward {
-    wi: Vec<ConstLinear>,
-    wo: ConstLinear,
-    act: String,
+pub struct T5FeedForward {
+    /// `[wi]`, or `[wi_0, wi_1]` when gated.
+    pub wi: Vec<ConstLinear>,
+    /// Output projection.
+    pub wo: ConstLinear,
+    /// HF activation name.
+    pub act: String,
     dropout: f64,
 }
 
 impl T5FeedForward {
-    fn forward(&self, x: &Tensor, name: &str, taps: &mut Taps) -> Result<Tensor> {
-        let h = match self.wi.as_slice() {
+    /// The output and the `wi` outputs (`wi_0` before the activation, `wi_1`) for the backward.
+    fn forward(&self, x: &Tensor, name: &str, taps: &mut Taps) -> Result<(Tensor, Vec<Tensor>)> {
+        let (h, pre) = match self.wi.as_slice() {
             [wi] => {
                 let h = taps.apply(&format!("{name}.wi"), wi.forward(x)?)?;
-                taps.activation(&format!("{name}.act"), &self.act, &h)?
+                let a = taps.activation(&format!("{name}.act"), &self.act, &h)?;
+                (a, vec![h])
             }
             [w0, w1] => {
                 let g = taps.apply(&format!("{name}.wi_0"), w0.forward(x)?)?;
-                let g = taps.activation(&format!("{name}.act"), &self.act, &g)?;
-                (g * taps.apply(&format!("{name}.wi_1"), w1.forward(x)?)?)?
+                let a = taps.activation(&format!("{name}.act"), &self.act, &g)?;
+                let u = taps.apply(&format!("{name}.wi_1"), w1.forward(x)?)?;
+                ((a * &u)?, vec![g, u])
             }
             _ => candle_core::bail!("{name}: malformed feed-forward"),
         };
         let h = taps.dropout(h, self.dropout)?;
         let h = taps.input(&format!("{name}.wo"), h)?;
         let out = taps.apply(&format!("{name}.wo"), self.wo.forward(&h)?)?;
-        taps.apply(name, out)
+        Ok((taps.apply(name, out)?, pre))
     }
 }
 
@@ -148,14 +117,31 @@ impl T5FeedForward {
 /// `x + f(rms_norm(x))`.
 #[derive(Debug, Clone)]
 pub struct T5Block {
-    self_attn: T5Attention,
-    cross_attn: Option<T5Attention>,
-    ff: T5FeedForward,
-    norms: Vec<Tensor>,
-    eps: f64,
+    /// Self-attention (causal in the decoder).
+    pub self_attn: Attention,
+    /// Cross-attention (`EncDecAttention`; decoder only).
+    pub cross_attn: Option<Attention>,
+    /// Feed-forward.
+    pub ff: T5FeedForward,
+    /// Each sub-layer's RMSNorm weight.
+    pub norms: Vec<Tensor>,
+    /// RMSNorm epsilon.
+    pub eps: f64,
     dropout: f64,
     /// Tap names.
     pub names: T5Names,
+}
+
+/// What one block's backward reads (`(rows, len, ...)` tensors).
+pub struct SavedT5Block {
+    /// Each sub-layer's input (its RMSNorm's input), in order.
+    pub ins: Vec<Tensor>,
+    /// Self-attention.
+    pub self_attn: SavedAttention,
+    /// Cross-attention (decoder).
+    pub cross_attn: Option<SavedAttention>,
+    /// The feed-forward's `wi` outputs (see [`T5FeedForward`]).
+    pub ff: Vec<Tensor>,
 }
 
 impl T5Block {
@@ -164,10 +150,8 @@ impl T5Block {
         let norms = (names.sub.iter())
             .map(|s| w.get(&format!("{s}.layer_norm.weight")))
             .collect::<LoadResult<Vec<_>>>()?;
-        let cross_attn = match names.attn.get(1) {
-            Some(a) => Some(T5Attention::load(w, a, cfg.num_heads, cfg.dropout_rate)?),
-            None => None,
-        };
+        let attn = |a: &AttnNames| load_attention(w, &a.module, cfg.num_heads, cfg.dropout_rate);
+        let cross_attn = names.attn.get(1).map(attn).transpose()?;
         let (gated, act) = cfg.activation();
         let ff = &names.ff;
         let lin = |n: &str| {
@@ -178,7 +162,7 @@ impl T5Block {
             false => vec![lin("wi")?],
         };
         Ok(Self {
-            self_attn: T5Attention::load(w, &names.attn[0], cfg.num_heads, cfg.dropout_rate)?,
+            self_attn: attn(&names.attn[0])?,
             cross_attn,
             ff: T5FeedForward {
                 wi,
@@ -196,58 +180,83 @@ impl T5Block {
     /// Keys/values of the cross-attention over the encoder output.
     pub fn cross_kv(&self, enc: &Tensor, taps: &mut Taps) -> Result<(Tensor, Tensor)> {
         match (&self.cross_attn, self.names.attn.get(1)) {
-            (Some(a), Some(name)) => a.kv(enc, name, taps),
+            (Some(a), Some(names)) => a.kv(enc, names, taps),
             _ => candle_core::bail!("{}: no cross-attention", self.names.block),
         }
     }
 
-    fn norm(&self, k: usize, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
-        let name = format!("{}.layer_norm", self.names.sub[k]);
-        taps.apply(&name, ops::rms_norm(x, &self.norms[k], self.eps)?)
+    /// Sub-layer `k`: `x + dropout(f(rms_norm(x)))` with its taps; returns the output and what
+    /// `f` keeps, and pushes `x` (the RMSNorm's input) to `ins`.
+    fn sub<T>(
+        &self,
+        k: usize,
+        x: Tensor,
+        taps: &mut Taps,
+        ins: &mut Vec<Tensor>,
+        f: impl FnOnce(Tensor, &mut Taps) -> Result<(Tensor, T)>,
+    ) -> Result<(Tensor, T)> {
+        let name = &self.names.sub[k];
+        let x = taps.input(name, x)?;
+        ins.push(x.clone());
+        let h = ops::rms_norm(&x, &self.norms[k], self.eps)?;
+        let h = taps.apply(&format!("{name}.layer_norm"), h)?;
+        let (out, kept) = f(h, taps)?;
+        Ok((
+            taps.apply(name, (x + taps.dropout(out, self.dropout)?)?)?,
+            kept,
+        ))
     }
 
     /// `x` `(b, t, d)`; `bias`: position bias plus mask; `cross`: projected encoder keys/values
-    /// and their mask bias; `cache`: self-attention keys/values of earlier positions.
+    /// and their mask bias (decoder).
     pub fn forward(
         &self,
         x: &Tensor,
         bias: &Tensor,
         cross: Option<(&(Tensor, Tensor), &Tensor)>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
-        taps: &mut Taps,
+        pass: Pass<'_, '_, SavedT5Block>,
     ) -> Result<Tensor> {
+        let Pass { taps, cache, save } = pass;
         let n = &self.names;
-        let x = &taps.input(&n.block, x.clone())?;
-        let x = &taps.input(&n.sub[0], x.clone())?;
-        let h = self.norm(0, x, taps)?;
-        let h = taps.input(&n.attn[0], h)?;
-        let (k, v) = self.self_attn.kv(&h, &n.attn[0], taps)?;
-        let kv = match cache {
-            Some(slot) => {
-                let kv = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some(kv.clone());
-                kv
-            }
-            None => (k, v),
-        };
-        let a = self.self_attn.attend(&h, &kv, bias, &n.attn[0], taps)?;
-        let mut x = taps.apply(&n.sub[0], (x + taps.dropout(a, self.dropout)?)?)?;
-        if let (Some(attn), Some((kv, cross_bias))) = (&self.cross_attn, cross) {
-            x = taps.input(&n.sub[1], x)?;
-            let h = self.norm(1, &x, taps)?;
-            let h = taps.input(&n.attn[1], h)?;
-            let a = attn.attend(&h, kv, cross_bias, &n.attn[1], taps)?;
-            x = taps.apply(&n.sub[1], (x + taps.dropout(a, self.dropout)?)?)?;
+        let mut ins = Vec::with_capacity(n.sub.len());
+        let x = taps.input(&n.block, x.clone())?;
+        let (mut x, self_attn) = self.sub(0, x, taps, &mut ins, |h, t| {
+            let h = t.input(&n.attn[0].module, h)?;
+            let (k, v) = self.self_attn.kv(&h, &n.attn[0], t)?;
+            let kv = match cache {
+                Some(c) => append_kv(c, k, v)?,
+                None => (k, v),
+            };
+            self.self_attn.attend(&h, kv, bias, &n.attn[0], t)
+        })?;
+        let mut cross_attn = None;
+        if let (Some(a), Some((kv, cross_bias))) = (&self.cross_attn, cross) {
+            let (y, parts) = self.sub(1, x, taps, &mut ins, |h, t| {
+                let h = t.input(&n.attn[1].module, h)?;
+                a.attend(&h, kv.clone(), cross_bias, &n.attn[1], t)
+            })?;
+            (x, cross_attn) = (y, Some(parts));
         }
         let last = n.sub.len() - 1;
-        let x = taps.input(&n.sub[last], x)?;
-        let h = self.norm(last, &x, taps)?;
-        let h = taps.input(&n.ff, h)?;
-        let f = self.ff.forward(&h, &n.ff, taps)?;
-        let x = taps.apply(&n.sub[last], (x + taps.dropout(f, self.dropout)?)?)?;
+        let (x, ff) = self.sub(last, x, taps, &mut ins, |h, t| {
+            let h = t.input(&n.ff, h)?;
+            self.ff.forward(&h, &n.ff, t)
+        })?;
+        if let Some(save) = save {
+            let kind = match cross_attn {
+                Some(_) => AttentionKind::Causal,
+                None => AttentionKind::Full,
+            };
+            let keep = |[q, k, v, p]: &[Tensor; 4], kind| SavedAttention::new(kind, q, k, v, p);
+            save.push(SavedT5Block {
+                ins,
+                self_attn: keep(&self_attn, kind)?,
+                cross_attn: cross_attn
+                    .map(|c| keep(&c, AttentionKind::Cross))
+                    .transpose()?,
+                ff,
+            });
+        }
         taps.apply(&n.block, x)
     }
 }
