@@ -103,6 +103,15 @@ pub trait PrefixBackward: Send + Sync {
     fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<PrefixGrads>;
 }
 
+/// What [`crate::models::Model::prefix_forward`] returns: `None` where the model has no shared
+/// forward.
+pub type Shared<'a> = Option<Result<Box<dyn PrefixBackward + 'a>>>;
+
+/// A built (or failed) shared forward, boxed for [`crate::models::Model::prefix_forward`].
+pub fn shared<'a, P: PrefixBackward + 'a>(built: Result<P>) -> Shared<'a> {
+    Some(built.map(|p| Box::new(p) as Box<dyn PrefixBackward + 'a>))
+}
+
 /// Which positions of an attention the streams' backward covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionKind {

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use super::{check_input, check_len, last_position, lookup, select_cache_rows, KvCache, Pass};
 use crate::models::backward::{
-    AttentionKind, PrefixBackward, PrefixGrads, SavedAttention, Streams,
+    shared, AttentionKind, PrefixBackward, PrefixGrads, SavedAttention, Shared, Streams,
 };
 use crate::models::ops::ConstLinear;
 use crate::models::taps::BlockPaths;
@@ -150,6 +150,30 @@ impl<A: CausalArch> CausalLm<A> {
     }
 }
 
+impl<A: CausalBackward> CausalLm<A> {
+    /// One forward over `embeds` `(rows, len, hidden)` (no padding) that keeps what the
+    /// backward needs.
+    fn shared_forward(&self, embeds: &Tensor) -> Result<SharedForward<'_, A>> {
+        let (rows, t, _) = embeds.dims3()?;
+        let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;
+        let ctx = self
+            .arch
+            .ctx(&mask, t, 0, embeds.dtype(), embeds.device())?;
+        let mut taps = Taps::none();
+        // Detached: the first block's input gradient is the embeddings' gradient.
+        let x = self.arch.embed_input(embeds.detach(), &mask, &mut taps)?;
+        let mut saved = Vec::with_capacity(self.blocks.len());
+        let last = self.blocks(x, &ctx, &mut taps, None, Some(&mut saved))?;
+        let normed = self.arch.final_norm(&last)?;
+        Ok(SharedForward {
+            model: self,
+            saved,
+            last,
+            normed,
+        })
+    }
+}
+
 impl<A: CausalBackward> Model for CausalLm<A> {
     fn spec(&self) -> &ModelSpec {
         &self.spec
@@ -202,34 +226,11 @@ impl<A: CausalBackward> Model for CausalLm<A> {
         }))
     }
 
-    fn prefix_forward(
-        &self,
-        source: Option<&Tensor>,
-        embeds: &Tensor,
-    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
+    fn prefix_forward(&self, source: Option<&Tensor>, embeds: &Tensor) -> Shared<'_> {
         if source.is_some() || !self.arch.has_backward() {
             return None;
         }
-        let run = || -> Result<Box<dyn PrefixBackward + '_>> {
-            let (rows, t, _) = embeds.dims3()?;
-            let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;
-            let ctx = self
-                .arch
-                .ctx(&mask, t, 0, embeds.dtype(), embeds.device())?;
-            let mut taps = Taps::none();
-            // Detached: the first block's input gradient is the embeddings' gradient.
-            let x = self.arch.embed_input(embeds.detach(), &mask, &mut taps)?;
-            let mut saved = Vec::with_capacity(self.blocks.len());
-            let last = self.blocks(x, &ctx, &mut taps, None, Some(&mut saved))?;
-            let normed = self.arch.final_norm(&last)?;
-            Ok(Box::new(SharedForward {
-                model: self,
-                saved,
-                last,
-                normed,
-            }))
-        };
-        Some(run())
+        shared(self.shared_forward(embeds))
     }
 }
 

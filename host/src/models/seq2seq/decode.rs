@@ -17,15 +17,18 @@ pub trait EncoderDecoder: Model {
     fn encode_source(&self, ids: &Tensor, mask: &Tensor) -> Result<Cross>;
 
     /// Logits `(b, vocab)` at the last of the new decoder tokens `ids` `(b, n)`, which follow
-    /// `past` cached positions (`mask` is `(b, past + n)`); extends `caches`.
-    fn decode_step(
-        &self,
-        ids: &Tensor,
-        mask: &Tensor,
-        past: usize,
-        cross: &Cross,
-        caches: &mut [KvCache],
-    ) -> Result<Tensor>;
+    /// `c.past` cached positions (`mask` is `(b, past + n)`); extends `c.caches`.
+    fn decode_step(&self, ids: &Tensor, mask: &Tensor, c: &mut Cached) -> Result<Tensor>;
+}
+
+/// What a decoding session keeps between steps (one row per sequence or beam).
+pub struct Cached {
+    /// The encoder side.
+    pub cross: Cross,
+    /// One self-attention cache per decoder layer.
+    pub caches: Vec<KvCache>,
+    /// How many positions the caches hold.
+    pub past: usize,
 }
 
 /// Starts decoding: encodes `start.encoder_ids` (mask: `start.encoder_mask`, all ones when
@@ -42,48 +45,45 @@ pub fn start<'a, M: EncoderDecoder>(
         Some(m) => m.clone(),
         None => Tensor::ones(ids.dims2()?, DType::U8, ids.device())?,
     };
-    Ok(Box::new(Decoding {
+    let cached = Cached {
         cross: model.encode_source(ids, &mask)?,
         caches: vec![None; model.decoder_layers()],
         past: 0,
-        model,
-    }))
+    };
+    Ok(Box::new(Decoding { model, cached }))
 }
 
-/// A decoding session over a batch of encoded sources (one row per sequence or beam).
+/// A decoding session over a batch of encoded sources.
 struct Decoding<'a, M> {
     model: &'a M,
-    cross: Cross,
-    caches: Vec<KvCache>,
-    past: usize,
+    cached: Cached,
 }
 
 impl<M: EncoderDecoder> DecodingState for Decoding<'_, M> {
     fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (_, n) = ids.dims2()?;
         let (_, total) = mask.dims2()?;
-        if n == 0 || total != self.past + n {
-            let msg = format!(
-                "decoding step: mask covers {total} positions, expected {} + {n}",
-                self.past
-            );
+        let past = self.cached.past;
+        if n == 0 || total != past + n {
+            let msg =
+                format!("decoding step: mask covers {total} positions, expected {past} + {n}");
             return Err(ModelError::BadInput(msg).into_candle());
         }
-        let logits =
-            (self.model).decode_step(ids, mask, self.past, &self.cross, &mut self.caches)?;
-        self.past = total;
+        let logits = self.model.decode_step(ids, mask, &mut self.cached)?;
+        self.cached.past = total;
         Ok(logits)
     }
 
     fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), self.cross.bias.device())?;
+        let c = &mut self.cached;
+        let idx = Tensor::from_vec(idx, rows.len(), c.cross.bias.device())?;
         let pick = |t: &Tensor| t.index_select(&idx, 0);
-        for (k, v) in self.cross.kv.iter_mut() {
+        for (k, v) in c.cross.kv.iter_mut() {
             *k = pick(k)?;
             *v = pick(v)?;
         }
-        self.cross.bias = pick(&self.cross.bias)?;
-        select_cache_rows(&mut self.caches, rows)
+        c.cross.bias = pick(&c.cross.bias)?;
+        select_cache_rows(&mut c.caches, rows)
     }
 }

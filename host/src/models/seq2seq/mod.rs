@@ -18,17 +18,18 @@ pub mod positions;
 
 use candle_core::{DType, Result, Tensor};
 
+use crate::models::backward::{shared, Shared};
 use crate::models::causal::{parse_config, KvCache, Pass};
 use crate::models::ops::{self, ConstLinear};
 use crate::models::registry::BuildArgs;
 use crate::models::tokenizer::SpecialTokens;
 use crate::models::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
-    ModelSpec, PrefixBackward, Side, Taps,
+    ModelSpec, Side, Taps,
 };
 pub(crate) use config::ids_of;
 pub use config::{Dropouts, FamilyConfig, Seq2SeqConfig};
-use decode::EncoderDecoder;
+use decode::{Cached, EncoderDecoder};
 use layers::{Cross, Layer, LayerNorm, SavedLayer};
 use positions::PositionEmbedding;
 
@@ -247,16 +248,8 @@ impl Model for Seq2Seq {
         decode::start(self, start)
     }
 
-    fn prefix_forward(
-        &self,
-        source: Option<&Tensor>,
-        embeds: &Tensor,
-    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
-        let source = source?;
-        Some(
-            backward::Seq2SeqPrefix::new(self, source, embeds)
-                .map(|p| Box::new(p) as Box<dyn PrefixBackward + '_>),
-        )
+    fn prefix_forward(&self, source: Option<&Tensor>, embeds: &Tensor) -> Shared<'_> {
+        shared(backward::Seq2SeqPrefix::new(self, source?, embeds))
     }
 }
 
@@ -272,28 +265,19 @@ impl EncoderDecoder for Seq2Seq {
         self.cross(&enc, mask, &mut taps)
     }
 
-    fn decode_step(
-        &self,
-        ids: &Tensor,
-        mask: &Tensor,
-        past: usize,
-        cross: &Cross,
-        caches: &mut [KvCache],
-    ) -> Result<Tensor> {
+    fn decode_step(&self, ids: &Tensor, mask: &Tensor, c: &mut Cached) -> Result<Tensor> {
         let x = self.embed(Side::Decoder, ids)?;
         let n = x.dim(1)?;
-        let bias = ops::attention_bias(mask, n, past, true, x.dtype())?;
+        let bias = ops::attention_bias(mask, n, c.past, true, x.dtype())?;
         let mut taps = Taps::none();
         let pass = Pass {
             taps: &mut taps,
-            cache: Some(caches),
+            cache: Some(&mut c.caches[..]),
             save: None,
         };
-        let h = self
-            .decoder
-            .forward(&x, past, &bias, Some(cross), pass)?
-            .out;
-        self.logits(&h.narrow(1, n - 1, 1)?, &mut taps)?.squeeze(1)
+        let h = (self.decoder).forward(&x, c.past, &bias, Some(&c.cross), pass)?;
+        self.logits(&h.out.narrow(1, n - 1, 1)?, &mut taps)?
+            .squeeze(1)
     }
 }
 

@@ -16,15 +16,16 @@ pub mod layers;
 use candle_core::{DType, Result, Tensor};
 use serde::Deserialize;
 
+use super::backward::{shared, Shared};
 use super::causal::{KvCache, Pass};
 use super::ops::{self, ConstLinear};
 use super::registry::{Architecture, BuildArgs};
-use super::seq2seq::decode::{self, EncoderDecoder};
+use super::seq2seq::decode::{self, Cached, EncoderDecoder};
 use super::seq2seq::layers::Cross;
 use super::seq2seq::select_positions;
 use super::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
-    ModelKind, ModelSpec, PrefixBackward, Side, Taps,
+    ModelKind, ModelSpec, Side, Taps,
 };
 use layers::{relative_bias, SavedT5Block, T5Block, T5Names};
 
@@ -351,16 +352,8 @@ impl Model for T5 {
         decode::start(self, start)
     }
 
-    fn prefix_forward(
-        &self,
-        source: Option<&Tensor>,
-        embeds: &Tensor,
-    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
-        let source = source?;
-        Some(
-            backward::T5Prefix::new(self, source, embeds)
-                .map(|p| Box::new(p) as Box<dyn PrefixBackward + '_>),
-        )
+    fn prefix_forward(&self, source: Option<&Tensor>, embeds: &Tensor) -> Shared<'_> {
+        shared(backward::T5Prefix::new(self, source?, embeds))
     }
 }
 
@@ -376,24 +369,17 @@ impl EncoderDecoder for T5 {
         self.cross(&enc, mask, &mut taps)
     }
 
-    fn decode_step(
-        &self,
-        ids: &Tensor,
-        mask: &Tensor,
-        past: usize,
-        cross: &Cross,
-        caches: &mut [KvCache],
-    ) -> Result<Tensor> {
+    fn decode_step(&self, ids: &Tensor, mask: &Tensor, c: &mut Cached) -> Result<Tensor> {
         let x = self.embed(Side::Decoder, ids)?;
         let mut taps = Taps::none();
         let pass = Pass {
             taps: &mut taps,
-            cache: Some(caches),
+            cache: Some(&mut c.caches[..]),
             save: None,
         };
-        let h = self.decode(&x, (past, mask), cross, pass)?.0;
-        let h = LogitPositions::Last.select(&h)?;
-        self.logits(&h, &mut taps)?.squeeze(1)
+        let h = self.decode(&x, (c.past, mask), &c.cross, pass)?.0;
+        self.logits(&LogitPositions::Last.select(&h)?, &mut taps)?
+            .squeeze(1)
     }
 }
 
