@@ -1,7 +1,7 @@
 //! rinseq: feature attribution for text-generation models (host runtime).
 //!
 //! The parts, by folder:
-//! - [`models`]: differentiable candle models (one file per architecture) with named taps;
+//! - [`models`]: differentiable candle models (one place per architecture) with named taps;
 //! - [`plugins`]: the registry that loads attribution methods, step functions and aggregators
 //!   from plugin libraries (the SDK boundary is the `rinseq-sdk` crate);
 //! - [`aggregation`]: Inseq's aggregation pipelines over aggregator plugins;

@@ -1,8 +1,14 @@
 //! The models: differentiable candle re-implementations of Hugging Face architectures.
 //!
-//! Every architecture lives in its own file (`llama.rs`, `gpt2.rs`, `marian.rs`, ...) with a config
-//! struct mirroring the HF `config.json` and weight names mirroring the HF checkpoint. Each registers
-//! itself under its `model_type` through [`inventory`] (see [`registry`]).
+//! Every architecture lives in one place (a folder where it spans several files: `gpt2/`,
+//! `llama/`, `seq2seq/` for the BART family, `t5/`) with a config struct mirroring the HF
+//! `config.json` and weight names mirroring the HF checkpoint. Each registers itself under its
+//! `model_type` through [`inventory`] (see [`registry`]).
+//!
+//! Each architecture has one forward. It serves the hooks, KV-cached decoding and the shared
+//! forward of its hand-written backward alike ([`causal::Pass`]). Decoder-only models are a
+//! [`causal::CausalLm`] over their [`causal::CausalArch`]; encoder-decoder models share one
+//! decoding session (`seq2seq::decode`).
 //!
 //! The attribution engine only sees the [`Model`] trait: embeddings in, logits out, with
 //! [`Taps`] to read, differentiate or replace any named activation along the way.

@@ -124,20 +124,24 @@ pub struct CausalLm<A: CausalArch> {
 }
 
 impl<A: CausalArch> CausalLm<A> {
-    /// The stack from the first block's input `x` to the final norm's input.
+    /// The stack from the first block's input `x` to the final norm's input, run as `pass`
+    /// says (one cache per block).
     fn blocks(
         &self,
         mut x: Tensor,
         ctx: &A::Ctx,
-        taps: &mut Taps,
-        mut caches: Option<&mut [KvCache]>,
-        mut save: Option<&mut Vec<A::Saved>>,
+        pass: Pass<'_, '_, A::Saved, [KvCache]>,
     ) -> Result<Tensor> {
+        let Pass {
+            taps,
+            mut cache,
+            mut save,
+        } = pass;
         let last = self.blocks.len().saturating_sub(1);
         for (i, b) in self.blocks.iter().enumerate() {
             let pass = Pass {
-                taps,
-                cache: caches.as_deref_mut().map(|c| &mut c[i]),
+                taps: &mut *taps,
+                cache: cache.as_deref_mut().map(|c| &mut c[i]),
                 save: save.as_deref_mut(),
             };
             x = self.arch.block(b, &x, ctx, pass)?;
@@ -163,7 +167,7 @@ impl<A: CausalBackward> CausalLm<A> {
         // Detached: the first block's input gradient is the embeddings' gradient.
         let x = self.arch.embed_input(embeds.detach(), &mask, &mut taps)?;
         let mut saved = Vec::with_capacity(self.blocks.len());
-        let last = self.blocks(x, &ctx, &mut taps, None, Some(&mut saved))?;
+        let last = self.blocks(x, &ctx, Pass::save(&mut taps, &mut saved))?;
         let normed = self.arch.final_norm(&last)?;
         Ok(SharedForward {
             model: self,
@@ -196,7 +200,7 @@ impl<A: CausalBackward> Model for CausalLm<A> {
         if let Some(name) = A::EMBED_TAPS.last() {
             taps.record_hidden(name, &x);
         }
-        let x = self.blocks(x, &ctx, taps, None, None)?;
+        let x = self.blocks(x, &ctx, Pass::taps(&mut *taps))?;
         let x = taps.apply(A::NORM_TAP, self.arch.final_norm(&x)?)?;
         taps.record_hidden(A::NORM_TAP, &x);
         let x = input.logits_at.select(&x)?;
@@ -257,7 +261,12 @@ impl<A: CausalArch> DecodingState for CausalDecoding<'_, A> {
         let ctx = m.arch.ctx(mask, n, self.past, x.dtype(), x.device())?;
         let mut taps = Taps::none();
         let x = m.arch.embed_input(x, mask, &mut taps)?;
-        let x = m.blocks(x, &ctx, &mut taps, Some(&mut self.caches), None)?;
+        let pass = Pass {
+            taps: &mut taps,
+            cache: Some(&mut self.caches[..]),
+            save: None,
+        };
+        let x = m.blocks(x, &ctx, pass)?;
         let x = m.arch.final_norm(&last_position(&x)?)?;
         self.past = total;
         m.lm_head.forward(&x)?.to_dtype(DType::F32)

@@ -221,13 +221,7 @@ impl CausalArch for Gpt2 {
         ops::attention_bias(mask, n, past, true, dt)
     }
 
-    fn block(
-        &self,
-        blk: &Block,
-        x: &Tensor,
-        bias: &Tensor,
-        p: Pass<SavedBlock<Tensor>>,
-    ) -> Result<Tensor> {
+    fn block(&self, blk: &Block, x: &Tensor, bias: &Tensor, p: Pass<Saved>) -> Result<Tensor> {
         let Pass { taps, cache, save } = p;
         let n = &blk.names;
         let d = self.cfg.n_embd;

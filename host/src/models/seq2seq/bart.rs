@@ -1,6 +1,6 @@
 //! BART and mBART: BART-family models with learned positions (offset 2) and `layernorm_embedding`;
 //! BART is post-norm, mBART pre-norm with a final LayerNorm per stack. The forward lives in
-//! [`super::seq2seq`].
+//! [`super`] (`seq2seq/`).
 
 use serde::Deserialize;
 

@@ -1,5 +1,5 @@
 //! MarianMTModel (Helsinki-NLP opus-mt): a post-norm BART-family model with sinusoidal positions,
-//! usually `scale_embedding` and `swish` activations. The forward lives in [`super::seq2seq`].
+//! usually `scale_embedding` and `swish` activations. The forward lives in [`super`] (`seq2seq/`).
 
 use serde::Deserialize;
 
