@@ -236,6 +236,7 @@ fn residual<T>(
 }
 
 impl SavedResidual<AttnParts> {
+    /// Keeps the attention's parts for its backward.
     fn attention(self, kind: AttentionKind) -> Result<SavedResidual<SavedAttention>> {
         let [q, k, v, probs] = &self.inner;
         Ok(SavedResidual {
@@ -330,10 +331,7 @@ impl Layer {
             };
             save.push(SavedLayer {
                 self_attn: self_attn.attention(kind)?,
-                cross_attn: match cross_attn {
-                    Some(c) => Some(c.attention(AttentionKind::Cross)?),
-                    None => None,
-                },
+                cross_attn: (cross_attn.map(|c| c.attention(AttentionKind::Cross))).transpose()?,
                 ffn,
             });
         }
