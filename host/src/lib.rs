@@ -5,7 +5,7 @@
 //!
 //! The parts, by folder:
 //! - [`api`]: the library API ([`load_model`], [`AttributionModel`], [`Attribution`]);
-//! - [`models`]: differentiable candle models (one file per architecture) with named taps;
+//! - [`models`]: differentiable candle models (one place per architecture) with named taps;
 //! - [`plugins`]: the registry that loads attribution methods, step functions and aggregators
 //!   from plugin libraries (the SDK boundary is the `rinseq-sdk` crate);
 //! - [`aggregation`]: Inseq's aggregation pipelines over aggregator plugins;

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
+use rinseq::models::backward::Streams;
 use rinseq::models::registry::{self, BuildArgs};
-use rinseq::models::t5_layers::bucket;
+use rinseq::models::t5::layers::bucket;
 use rinseq::models::tokenizer::SpecialTokens;
 use rinseq::models::weights::{SafetensorsSource, Weights};
 use rinseq::models::{
@@ -297,5 +298,64 @@ fn t5_f64_forward_is_exact() {
         );
         let d = max_abs(&logits, &r["logits_f64"]);
         assert!(d < 1e-10, "t5 {name} f64 logits: {d}");
+    }
+}
+
+#[test]
+fn t5_shared_forward_matches_autograd() {
+    // `prefix_forward`'s logits and hand-written backward (relative position bias, plain and
+    // gated feed-forward) against autograd on the per-stream forward, in f64.
+    for name in ["relu", "gated"] {
+        let (m, r) = load(name, DType::F64);
+        let (src, _, tgt, _) = input(m.as_ref(), &r, DType::F64);
+        let (rows, s, _) = src.dims3().unwrap();
+        let t = tgt.dim(1).unwrap();
+        let prefix = m.prefix_forward(Some(&src), &tgt).unwrap().unwrap();
+        let streams = Streams {
+            rows: vec![0, 1, 1],
+            positions: vec![t - 1, 1, t - 2],
+        };
+        let vocab = m.spec().vocab_size;
+        let g = Tensor::randn(0f64, 1.0, (3, vocab), &Device::Cpu).unwrap();
+        let logits = prefix.logits_at(&streams).unwrap();
+        let grads = prefix.backward(&streams, &g).unwrap();
+        let source = grads.source.expect("source gradients");
+        let span = streams.span();
+        let ones = |n: usize| Tensor::ones((1, n), DType::U8, &Device::Cpu).unwrap();
+        assert!(rows == 2 && grads.target.dims() == [3, span, tgt.dim(2).unwrap()]);
+        for (i, (&row, &pos)) in streams.rows.iter().zip(&streams.positions).enumerate() {
+            let sv = Var::from_tensor(&src.narrow(0, row, 1).unwrap()).unwrap();
+            let tv = Var::from_tensor(&tgt.narrow(0, row, 1).unwrap()).unwrap();
+            let at = LogitPositions::These(vec![pos]);
+            let want = fwd(
+                m.as_ref(),
+                sv.as_tensor(),
+                &ones(s),
+                tv.as_tensor(),
+                &ones(t),
+                at,
+                &mut Taps::none(),
+            );
+            let want = want.flatten_all().unwrap();
+            let got = logits.get(i).unwrap();
+            assert!(
+                max_abs(&got, &want) < 1e-10,
+                "t5 {name} logits of stream {i}"
+            );
+            let auto = (want * g.get(i).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let src_grad = auto.get(sv.as_tensor()).unwrap().squeeze(0).unwrap();
+            let tgt_grad = auto.get(tv.as_tensor()).unwrap().squeeze(0).unwrap();
+            let tgt_grad = tgt_grad.narrow(0, 0, span).unwrap();
+            let rel = |a: &Tensor, b: &Tensor| max_abs(a, b) / max_of(b);
+            let d = rel(&source.get(i).unwrap(), &src_grad);
+            assert!(d < 1e-10, "t5 {name} stream {i} source gradient: {d}");
+            let d = rel(&grads.target.get(i).unwrap(), &tgt_grad);
+            assert!(d < 1e-10, "t5 {name} stream {i} target gradient: {d}");
+        }
     }
 }

@@ -7,8 +7,9 @@
 //! so an architecture that offers this path ([`crate::models::Model::prefix_forward`]) writes its
 //! backward out from the rules below: input gradients only (the weights are constants), the same
 //! formulas autograd applies to the composite ops of `ops` (checked against it in the tests).
-//! Decoder-only models implement [`DecoderBackward`] and get [`SharedForward`]; encoder-decoder
-//! models encode each point's source once and carry the cross-attention gradient through the
+//! Each architecture's forward keeps what its backward needs (a `save` argument), so that the
+//! backward never re-implements the forward: decoder-only models through the shared stack
+//! (`causal/stack.rs`), the BART family by carrying the cross-attention gradient through the
 //! whole encoder (`seq2seq/backward.rs`).
 
 use candle_core::{Result, Tensor, D};
@@ -102,59 +103,13 @@ pub trait PrefixBackward: Send + Sync {
     fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<PrefixGrads>;
 }
 
-/// A causal decoder with a hand-written backward for each block: what [`SharedForward`] needs.
-pub trait DecoderBackward: Send + Sync {
-    /// What one block's backward keeps from the forward (`(rows, len, ...)` tensors).
-    type Saved: Send + Sync;
+/// What [`crate::models::Model::prefix_forward`] returns: `None` where the model has no shared
+/// forward.
+pub type Shared<'a> = Option<Result<Box<dyn PrefixBackward + 'a>>>;
 
-    /// The output projection (`lm_head`).
-    fn head(&self) -> &ConstLinear;
-
-    /// The input gradient of the final norm at `x` `(streams, hidden)`.
-    fn final_norm_backward(&self, x: &Tensor, dy: &Tensor) -> Result<Tensor>;
-
-    /// The input gradient of block `i` for its output gradient `dy` `(streams, span, hidden)`.
-    fn block_backward(
-        &self,
-        i: usize,
-        saved: &Self::Saved,
-        streams: &Streams,
-        dy: &Tensor,
-    ) -> Result<Tensor>;
-}
-
-/// One shared forward of a [`DecoderBackward`] model: the [`PrefixBackward`] it serves.
-pub struct SharedForward<'a, M: DecoderBackward> {
-    /// The model.
-    pub model: &'a M,
-    /// Each block's saved tensors, first block first.
-    pub blocks: Vec<M::Saved>,
-    /// The input of the final norm `(rows, len, hidden)`.
-    pub last: Tensor,
-    /// Its output.
-    pub normed: Tensor,
-}
-
-impl<M: DecoderBackward> PrefixBackward for SharedForward<'_, M> {
-    fn logits_at(&self, streams: &Streams) -> Result<Tensor> {
-        self.model.head().forward(&streams.pick(&self.normed)?)
-    }
-
-    fn backward(&self, streams: &Streams, grad_logits: &Tensor) -> Result<PrefixGrads> {
-        let m = self.model;
-        let dh = m
-            .head()
-            .input_grad(&grad_logits.to_dtype(self.last.dtype())?)?;
-        let dx = m.final_norm_backward(&streams.pick(&self.last)?, &dh)?;
-        let mut dy = streams.place(&dx)?;
-        for (i, saved) in self.blocks.iter().enumerate().rev() {
-            dy = m.block_backward(i, saved, streams, &dy)?;
-        }
-        Ok(PrefixGrads {
-            target: dy,
-            source: None,
-        })
-    }
+/// A built (or failed) shared forward, boxed for [`crate::models::Model::prefix_forward`].
+pub fn shared<'a, P: PrefixBackward + 'a>(built: Result<P>) -> Shared<'a> {
+    Some(built.map(|p| Box::new(p) as Box<dyn PrefixBackward + 'a>))
 }
 
 /// Which positions of an attention the streams' backward covers.

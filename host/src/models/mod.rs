@@ -1,8 +1,14 @@
 //! The models: differentiable candle re-implementations of Hugging Face architectures.
 //!
-//! Every architecture lives in its own file (`llama.rs`, `gpt2.rs`, `marian.rs`, ...) with a config
-//! struct mirroring the HF `config.json` and weight names mirroring the HF checkpoint. Each registers
-//! itself under its `model_type` through [`inventory`] (see [`registry`]).
+//! Every architecture lives in one place (a folder where it spans several files: `gpt2/`,
+//! `llama/`, `seq2seq/` for the BART family, `t5/`) with a config struct mirroring the HF
+//! `config.json` and weight names mirroring the HF checkpoint. Each registers itself under its
+//! `model_type` through [`inventory`] (see [`registry`]).
+//!
+//! Each architecture has one forward. It serves the hooks, KV-cached decoding and the shared
+//! forward of its hand-written backward alike ([`causal::Pass`]). Decoder-only models are a
+//! [`causal::CausalLm`] over their [`causal::CausalArch`]; encoder-decoder models share one
+//! decoding session (`seq2seq::decode`).
 //!
 //! The attribution engine only sees the [`Model`] trait: embeddings in, logits out, with
 //! [`Taps`] to read, differentiate or replace any named activation along the way.
@@ -12,7 +18,6 @@
 //! `QMatMul`, `KvCache::append`) silently cut the gradient.
 
 pub mod backward;
-pub mod bart;
 pub mod causal;
 pub mod deeplift;
 pub mod error;
@@ -21,19 +26,18 @@ mod gguf_dequant;
 pub mod gpt2;
 pub mod llama;
 pub mod load;
-pub mod marian;
 pub mod ops;
 pub mod registry;
 pub mod seq2seq;
 pub mod spm_tokenizer;
 pub mod t5;
-pub mod t5_layers;
 pub mod taps;
 pub mod tokenizer;
 pub mod weights;
 
 pub use backward::PrefixBackward;
 pub use error::ModelError;
+pub use seq2seq::{bart, marian};
 pub use taps::Taps;
 
 use candle_core::{Result, Tensor};

@@ -116,3 +116,45 @@ impl<'a> Taps<'a> {
         self.hooks.iter().map(|(n, _)| n.as_str())
     }
 }
+
+/// A block that knows its HF module paths (its taps), for [`super::Model::tap_names`] and the
+/// hidden states.
+pub trait BlockPaths {
+    /// The block's own path (`model.layers.3`).
+    fn path(&self) -> &str;
+
+    /// Every tap inside the block, then the block itself.
+    fn taps(&self) -> Vec<String>;
+}
+
+/// Declares `Names`, the HF module paths inside a block type, built once (so that the forward
+/// formats no strings), and implements [`BlockPaths`] for the block (from its `names` field):
+/// `module_paths! { Block => Names: ln1 = "ln_1", attn = "attn" }` gives `Names::new(path)` with
+/// fields `block` and `ln1 = "{path}.ln_1"`, ... ([`BlockPaths::taps`] keeps that order).
+macro_rules! module_paths {
+    ($block:ident => $name:ident: $($field:ident = $path:literal),+ $(,)?) => {
+        /// HF module paths of one block.
+        struct $name {
+            block: String,
+            $($field: String,)+
+        }
+
+        impl $name {
+            fn new(block: String) -> Self {
+                Self { $($field: format!("{block}.{}", $path),)+ block }
+            }
+        }
+
+        impl $crate::models::taps::BlockPaths for $block {
+            fn path(&self) -> &str {
+                &self.names.block
+            }
+
+            fn taps(&self) -> Vec<String> {
+                let n = &self.names;
+                vec![$(n.$field.clone(),)+ n.block.clone()]
+            }
+        }
+    };
+}
+pub(crate) use module_paths;

@@ -1,84 +1,89 @@
-//! KV-cached incremental decoding for the BART family: the source is encoded once, the
-//! cross-attention keys/values are projected once, and the self-attention keys/values grow by one
-//! position per step.
+//! KV-cached incremental decoding for encoder-decoder models (the BART family, T5): the source is
+//! encoded once, the cross-attention keys/values are projected once, and the self-attention
+//! keys/values grow with every step (each model's own forward, with caches).
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
-use super::Seq2Seq;
-use crate::models::{ops, DecodeStart, DecodingState, Model, Side, Taps};
+use super::layers::Cross;
+use crate::models::causal::{select_cache_rows, KvCache};
+use crate::models::{DecodeStart, DecodingState, Model, ModelError};
 
-/// A decoding session over a batch of encoded sources (one row per sequence or beam).
-pub struct Seq2SeqDecoding<'a> {
-    model: &'a Seq2Seq,
-    cross_kv: Vec<(Tensor, Tensor)>,
-    cross_bias: Tensor,
-    caches: Vec<Option<(Tensor, Tensor)>>,
-    past: usize,
+/// What KV-cached decoding needs from an encoder-decoder model.
+pub trait EncoderDecoder: Model {
+    /// Number of decoder layers (one cache each).
+    fn decoder_layers(&self) -> usize;
+
+    /// Encodes `ids` `(b, s)` (mask `(b, s)`) and projects every cross-attention's keys/values.
+    fn encode_source(&self, ids: &Tensor, mask: &Tensor) -> Result<Cross>;
+
+    /// Logits `(b, vocab)` at the last of the new decoder tokens `ids` `(b, n)`, which follow
+    /// `c.past` cached positions (`mask` is `(b, past + n)`); extends `c.caches`.
+    fn decode_step(&self, ids: &Tensor, mask: &Tensor, c: &mut Cached) -> Result<Tensor>;
 }
 
-impl<'a> Seq2SeqDecoding<'a> {
-    /// Encodes `start.encoder_ids` (mask: `start.encoder_mask`, all ones when absent).
-    pub fn new(model: &'a Seq2Seq, start: &DecodeStart) -> Result<Self> {
-        let Some(ids) = &start.encoder_ids else {
-            candle_core::bail!("{}: decoding needs encoder ids", model.spec.model_type);
-        };
-        let mask = match &start.encoder_mask {
-            Some(m) => m.clone(),
-            None => Tensor::ones(ids.dims2()?, candle_core::DType::U8, ids.device())?,
-        };
-        let mut taps = Taps::none();
-        let embeds = model.embed(Side::Encoder, ids)?;
-        let enc = model.encode(&embeds, &mask, &mut taps)?;
-        Ok(Self {
-            model,
-            cross_kv: model.cross_kv(&enc, &mut taps)?,
-            cross_bias: ops::attention_bias(&mask, 1, 0, false, enc.dtype())?,
-            caches: vec![None; model.decoder_layers.len()],
-            past: 0,
-        })
-    }
+/// What a decoding session keeps between steps (one row per sequence or beam).
+pub struct Cached {
+    /// The encoder side.
+    pub cross: Cross,
+    /// One self-attention cache per decoder layer.
+    pub caches: Vec<KvCache>,
+    /// How many positions the caches hold.
+    pub past: usize,
 }
 
-impl DecodingState for Seq2SeqDecoding<'_> {
+/// Starts decoding: encodes `start.encoder_ids` (mask: `start.encoder_mask`, all ones when
+/// absent).
+pub fn start<'a, M: EncoderDecoder>(
+    model: &'a M,
+    start: &DecodeStart,
+) -> Result<Box<dyn DecodingState + 'a>> {
+    let Some(ids) = &start.encoder_ids else {
+        let msg = format!("{}: decoding needs encoder ids", model.spec().model_type);
+        return Err(ModelError::BadInput(msg).into_candle());
+    };
+    let mask = match &start.encoder_mask {
+        Some(m) => m.clone(),
+        None => Tensor::ones(ids.dims2()?, DType::U8, ids.device())?,
+    };
+    let cached = Cached {
+        cross: model.encode_source(ids, &mask)?,
+        caches: vec![None; model.decoder_layers()],
+        past: 0,
+    };
+    Ok(Box::new(Decoding { model, cached }))
+}
+
+/// A decoding session over a batch of encoded sources.
+struct Decoding<'a, M> {
+    model: &'a M,
+    cached: Cached,
+}
+
+impl<M: EncoderDecoder> DecodingState for Decoding<'_, M> {
     fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (_, n) = ids.dims2()?;
         let (_, total) = mask.dims2()?;
-        if n == 0 || total != self.past + n {
-            candle_core::bail!(
-                "decoding step: mask covers {total} positions, expected {} + {n}",
-                self.past
-            );
+        let past = self.cached.past;
+        if n == 0 || total != past + n {
+            let msg =
+                format!("decoding step: mask covers {total} positions, expected {past} + {n}");
+            return Err(ModelError::BadInput(msg).into_candle());
         }
-        let x = self.model.embed(Side::Decoder, ids)?;
-        let bias = ops::attention_bias(mask, n, self.past, true, x.dtype())?;
-        let mut taps = Taps::none();
-        let h = self.model.decode(
-            &x,
-            self.past,
-            &bias,
-            &self.cross_kv,
-            &self.cross_bias,
-            Some(&mut self.caches),
-            &mut taps,
-        )?;
-        self.past += n;
-        let last = h.narrow(1, n - 1, 1)?;
-        self.model.logits(&last, &mut taps)?.squeeze(1)
+        let logits = self.model.decode_step(ids, mask, &mut self.cached)?;
+        self.cached.past = total;
+        Ok(logits)
     }
 
     fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), self.cross_bias.device())?;
+        let c = &mut self.cached;
+        let idx = Tensor::from_vec(idx, rows.len(), c.cross.bias.device())?;
         let pick = |t: &Tensor| t.index_select(&idx, 0);
-        for (k, v) in self.cross_kv.iter_mut() {
+        for (k, v) in c.cross.kv.iter_mut() {
             *k = pick(k)?;
             *v = pick(v)?;
         }
-        self.cross_bias = pick(&self.cross_bias)?;
-        for (k, v) in self.caches.iter_mut().flatten() {
-            *k = pick(k)?;
-            *v = pick(v)?;
-        }
-        Ok(())
+        c.cross.bias = pick(&c.cross.bias)?;
+        select_cache_rows(&mut c.caches, rows)
     }
 }

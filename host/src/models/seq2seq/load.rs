@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use candle_core::Tensor;
 
-use super::layers::{Attention, DecoderLayer, EncoderLayer, FeedForward, LayerNames, LayerNorm};
+use super::layers::{Attention, FeedForward, Layer, LayerNames, LayerNorm};
 use super::positions::PositionEmbedding;
 use super::{Seq2Seq, Seq2SeqConfig, Stack};
 use crate::models::ops::ConstLinear;
@@ -57,22 +57,47 @@ impl Loader<'_> {
     }
 
     fn attention(&self, p: &str, heads: usize, dropout: f64) -> Result<Attention> {
+        let q = self.linear(&format!("{p}.q_proj"))?;
+        let head_dim = q.w.dim(1)? / heads;
         Ok(Attention {
-            q: self.linear(&format!("{p}.q_proj"))?,
+            q,
             k: self.linear(&format!("{p}.k_proj"))?,
             v: self.linear(&format!("{p}.v_proj"))?,
             o: self.linear(&format!("{p}.out_proj"))?,
             heads,
+            scale: 1.0 / (head_dim as f64).sqrt(),
             dropout,
         })
     }
 
-    fn ffn(&self, p: &str, act: &str, activation_dropout: f64) -> Result<FeedForward> {
-        Ok(FeedForward {
-            fc1: self.linear(&format!("{p}.fc1"))?,
-            fc2: self.linear(&format!("{p}.fc2"))?,
-            act: act.to_string(),
-            activation_dropout,
+    /// Layer `p` (`cross`: with `encoder_attn`, as in decoder layers).
+    fn layer(&self, cfg: &Seq2SeqConfig, p: &str, cross: bool, names: LayerNames) -> Result<Layer> {
+        let (eps, drop) = (cfg.layer_norm_eps, cfg.dropout);
+        let heads = match cross {
+            true => cfg.decoder_heads,
+            false => cfg.encoder_heads,
+        };
+        let attention = |name: &str| -> Result<(Attention, LayerNorm)> {
+            Ok((
+                self.attention(&format!("{p}.{name}"), heads, drop.attention)?,
+                self.norm(&format!("{p}.{name}_layer_norm"), eps)?,
+            ))
+        };
+        let (self_attn, self_attn_ln) = attention("self_attn")?;
+        Ok(Layer {
+            self_attn,
+            self_attn_ln,
+            cross_attn: cross.then(|| attention("encoder_attn")).transpose()?,
+            ffn: FeedForward {
+                fc1: self.linear(&format!("{p}.fc1"))?,
+                fc2: self.linear(&format!("{p}.fc2"))?,
+                act: cfg.activation.clone(),
+                activation_dropout: drop.activation,
+            },
+            final_ln: self.norm(&format!("{p}.final_layer_norm"), eps)?,
+            pre_norm: cfg.pre_norm,
+            hidden_dropout: drop.hidden,
+            names,
         })
     }
 }
@@ -86,7 +111,13 @@ fn count_layers(names: &HashSet<String>, stack: &str) -> usize {
     n
 }
 
-fn stack(l: &Loader, cfg: &Seq2SeqConfig, path: &str, embed: Tensor) -> Result<Stack> {
+fn stack(
+    l: &Loader,
+    cfg: &Seq2SeqConfig,
+    path: &str,
+    embed: Tensor,
+    layers: Vec<Layer>,
+) -> Result<Stack> {
     let eps = cfg.layer_norm_eps;
     let name = format!("{path}.embed_positions.weight");
     let positions = match (cfg.sinusoidal_positions, l.opt(&name)?) {
@@ -108,6 +139,7 @@ fn stack(l: &Loader, cfg: &Seq2SeqConfig, path: &str, embed: Tensor) -> Result<S
         embed_tokens: embed,
         positions,
         layernorm_embedding: opt_norm(cfg.layernorm_embedding, "layernorm_embedding")?,
+        layers,
         layer_norm: opt_norm(cfg.final_layer_norm, "layer_norm")?,
         dropout: cfg.dropout.hidden,
     })
@@ -154,50 +186,20 @@ pub fn build(cfg: Seq2SeqConfig, spec: ModelSpec, weights: &Weights) -> Result<S
             source_desc: weights.describe(),
         });
     }
-    let eps = cfg.layer_norm_eps;
-    let drop = cfg.dropout;
-    let encoder_layers = (0..n_enc)
-        .map(|i| {
-            let lp = format!("{enc_path}.layers.{i}");
-            Ok(EncoderLayer {
-                self_attn: l.attention(
-                    &format!("{lp}.self_attn"),
-                    cfg.encoder_heads,
-                    drop.attention,
-                )?,
-                self_attn_ln: l.norm(&format!("{lp}.self_attn_layer_norm"), eps)?,
-                ffn: l.ffn(&lp, &cfg.activation, drop.activation)?,
-                final_ln: l.norm(&format!("{lp}.final_layer_norm"), eps)?,
-                pre_norm: cfg.pre_norm,
-                hidden_dropout: drop.hidden,
-                names: LayerNames::new("model.encoder", i),
+    let layers = |path: &str, stack: &str, n: usize, cross: bool| {
+        (0..n)
+            .map(|i| {
+                l.layer(
+                    &cfg,
+                    &format!("{path}.layers.{i}"),
+                    cross,
+                    LayerNames::new(stack, i),
+                )
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let decoder_layers = (0..n_dec)
-        .map(|i| {
-            let lp = format!("{dec_path}.layers.{i}");
-            Ok(DecoderLayer {
-                self_attn: l.attention(
-                    &format!("{lp}.self_attn"),
-                    cfg.decoder_heads,
-                    drop.attention,
-                )?,
-                self_attn_ln: l.norm(&format!("{lp}.self_attn_layer_norm"), eps)?,
-                cross_attn: l.attention(
-                    &format!("{lp}.encoder_attn"),
-                    cfg.decoder_heads,
-                    drop.attention,
-                )?,
-                cross_attn_ln: l.norm(&format!("{lp}.encoder_attn_layer_norm"), eps)?,
-                ffn: l.ffn(&lp, &cfg.activation, drop.activation)?,
-                final_ln: l.norm(&format!("{lp}.final_layer_norm"), eps)?,
-                pre_norm: cfg.pre_norm,
-                hidden_dropout: drop.hidden,
-                names: LayerNames::new("model.decoder", i),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()
+    };
+    let encoder_layers = layers(&enc_path, "model.encoder", n_enc, false)?;
+    let decoder_layers = layers(&dec_path, "model.decoder", n_dec, true)?;
     let lm_w = match l.opt("lm_head.weight")? {
         Some(w) => w,
         None => dec_embed.clone(),
@@ -206,19 +208,15 @@ pub fn build(cfg: Seq2SeqConfig, spec: ModelSpec, weights: &Weights) -> Result<S
         Some(b) => Some(b.flatten_all()?),
         None => None,
     };
-    let encoder = stack(&l, &cfg, &enc_path, enc_embed)?;
-    let decoder = stack(&l, &cfg, &dec_path, dec_embed)?;
     Ok(Seq2Seq {
         encoder: Stack {
             path: "model.encoder".into(),
-            ..encoder
+            ..stack(&l, &cfg, &enc_path, enc_embed, encoder_layers)?
         },
         decoder: Stack {
             path: "model.decoder".into(),
-            ..decoder
+            ..stack(&l, &cfg, &dec_path, dec_embed, decoder_layers)?
         },
-        encoder_layers,
-        decoder_layers,
         lm_head: ConstLinear::new(lm_w, None),
         final_logits_bias: bias,
         config: cfg,

@@ -3,90 +3,37 @@
 //! The three HF implementations share one structure (Marian's modules are copied from BART); they
 //! differ in position embeddings, an embedding LayerNorm, pre/post-norm blocks and final
 //! LayerNorms, which [`Seq2SeqConfig`] captures. `bart.rs` and `marian.rs` read the HF configs and
-//! register the architectures; this module holds the differentiable forward ([`Seq2Seq`]) and the
-//! KV-cached decoder ([`decode`]).
+//! register the architectures; this module holds the one forward ([`Seq2Seq`], layers in
+//! `layers.rs`), which serves hooks, KV-cached decoding ([`decode`]) and the shared forward of
+//! the hand-written backward ([`backward`]).
 
 pub mod backward;
+pub mod bart;
+mod config;
 pub mod decode;
 pub mod layers;
 pub mod load;
+pub mod marian;
 pub mod positions;
 
 use candle_core::{DType, Result, Tensor};
-use serde::Deserialize;
 
-use crate::models::causal::parse_config;
+use crate::models::backward::{shared, Shared};
+use crate::models::causal::{parse_config, KvCache, Pass};
 use crate::models::ops::{self, ConstLinear};
 use crate::models::registry::BuildArgs;
 use crate::models::tokenizer::SpecialTokens;
 use crate::models::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
-    ModelSpec, PrefixBackward, Side, Taps,
+    ModelSpec, Side, Taps,
 };
-use layers::{DecoderLayer, EncoderLayer, LayerNorm};
+pub(crate) use config::ids_of;
+pub use config::{Dropouts, FamilyConfig, Seq2SeqConfig};
+use decode::{Cached, EncoderDecoder};
+use layers::{Cross, Layer, LayerNorm, SavedLayer};
 use positions::PositionEmbedding;
 
-/// The architecture choices that tell BART, mBART and Marian apart.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Seq2SeqConfig {
-    /// Width of the model (`d_model`).
-    pub d_model: usize,
-    /// Encoder heads (`encoder_attention_heads`).
-    pub encoder_heads: usize,
-    /// Decoder heads (`decoder_attention_heads`).
-    pub decoder_heads: usize,
-    /// HF activation name (`activation_function`).
-    pub activation: String,
-    /// Multiply token embeddings by `sqrt(d_model)` (`scale_embedding`).
-    pub scale_embedding: bool,
-    /// Sinusoidal positions (Marian) instead of learned ones with an offset of 2 (BART, mBART).
-    pub sinusoidal_positions: bool,
-    /// Longest sequence (`max_position_embeddings`).
-    pub max_positions: usize,
-    /// A LayerNorm right after the embeddings (`layernorm_embedding`; BART, mBART).
-    pub layernorm_embedding: bool,
-    /// Pre-norm blocks (mBART) instead of post-norm (BART, Marian).
-    pub pre_norm: bool,
-    /// A final LayerNorm after each stack (`model.encoder.layer_norm`; mBART).
-    pub final_layer_norm: bool,
-    /// LayerNorm epsilon (1e-5 in all three).
-    pub layer_norm_eps: f64,
-    /// Dropout probabilities (MC dropout only).
-    pub dropout: Dropouts,
-}
-
-/// HF dropout probabilities of a BART-family model, applied only under MC dropout. BART's and
-/// Marian's configs read them with `#[serde(flatten)]` from the same keys, with transformers'
-/// defaults (`Default` is no dropout at all).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
-pub struct Dropouts {
-    /// `dropout`: after the embeddings and on every sub-block output (default 0.1).
-    #[serde(rename = "dropout", default = "d_dropout")]
-    pub hidden: f64,
-    /// `attention_dropout`: on the attention probabilities (default 0).
-    #[serde(rename = "attention_dropout", default)]
-    pub attention: f64,
-    /// `activation_dropout`: after the feed-forward activation (default 0).
-    #[serde(rename = "activation_dropout", default)]
-    pub activation: f64,
-}
-
-fn d_dropout() -> f64 {
-    0.1
-}
-
-impl Seq2SeqConfig {
-    /// `sqrt(d_model)` when `scale_embedding`, else 1.
-    pub fn embed_scale(&self) -> f64 {
-        if self.scale_embedding {
-            (self.d_model as f64).sqrt()
-        } else {
-            1.0
-        }
-    }
-}
-
-/// One stack (encoder or decoder) without its layers.
+/// One stack (encoder or decoder): embeddings, layers and norms.
 #[derive(Debug, Clone)]
 pub struct Stack {
     /// HF path of the stack (`model.encoder`, `model.decoder`).
@@ -97,46 +44,83 @@ pub struct Stack {
     pub positions: PositionEmbedding,
     /// `layernorm_embedding`, where the architecture has one.
     pub layernorm_embedding: Option<LayerNorm>,
+    /// The layers (decoder layers have cross-attention).
+    pub layers: Vec<Layer>,
     /// The final `layer_norm` (mBART).
     pub layer_norm: Option<LayerNorm>,
     /// Dropout after the embeddings (MC dropout only).
     pub dropout: f64,
 }
 
+/// A stack's output, with what the backward reads around its layers.
+pub struct StackOut {
+    /// The output (after the final `layer_norm`, if any).
+    pub out: Tensor,
+    /// Embeddings plus positions, before `layernorm_embedding`.
+    pub embedded: Tensor,
+    /// The last layer's output, before the final `layer_norm`.
+    pub last: Tensor,
+}
+
 impl Stack {
-    /// Adds positions `start..` to `embeds` and applies `layernorm_embedding`.
-    fn embed_positions(&self, embeds: &Tensor, start: usize, taps: &mut Taps) -> Result<Tensor> {
+    /// Runs the stack on embeddings `(b, t, d)` whose first position is `start`; `bias` is the
+    /// self-attention bias, `cross` the encoder side (decoder only). `pass.cache` holds one
+    /// cache per layer when decoding; `pass.save` collects each layer's saved tensors.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        start: usize,
+        bias: &Tensor,
+        cross: Option<&Cross>,
+        pass: Pass<'_, '_, SavedLayer, [KvCache]>,
+    ) -> Result<StackOut> {
+        let Pass {
+            taps,
+            mut cache,
+            mut save,
+        } = pass;
         let t = embeds.dim(1)?;
         let pos = self.positions.forward(start, t)?.to_dtype(embeds.dtype())?;
         let pos = taps.apply(&format!("{}.embed_positions", self.path), pos)?;
-        let h = embeds.broadcast_add(&pos)?;
-        let h = match &self.layernorm_embedding {
-            Some(ln) => taps.apply(
-                &format!("{}.layernorm_embedding", self.path),
-                ln.forward(&h)?,
-            )?,
-            None => h,
+        let embedded = embeds.broadcast_add(&pos)?;
+        let mut h = match &self.layernorm_embedding {
+            Some(ln) => {
+                let name = format!("{}.layernorm_embedding", self.path);
+                taps.apply(&name, ln.forward(&embedded)?)?
+            }
+            None => embedded.clone(),
         };
-        let h = taps.dropout(h, self.dropout)?;
+        h = taps.dropout(h, self.dropout)?;
         taps.record_hidden(&format!("{}.embed_tokens", self.path), &h);
-        Ok(h)
-    }
-
-    /// Applies the final `layer_norm`, if any, and records the last hidden state (as HF does,
-    /// the output of the last layer is replaced by its normalised form where there is one).
-    fn finish(&self, h: Tensor, last_layer: Option<&str>, taps: &mut Taps) -> Result<Tensor> {
-        let (name, h) = match &self.layer_norm {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let pass = Pass {
+                taps: &mut *taps,
+                cache: cache.as_deref_mut().map(|c| &mut c[i]),
+                save: save.as_deref_mut(),
+            };
+            let cross = cross.map(|c| (&c.kv[i], &c.bias));
+            h = layer.forward(&h, bias, cross, pass)?;
+            if i + 1 < self.layers.len() {
+                taps.record_hidden(&layer.names.layer, &h);
+            }
+        }
+        // As HF does, the last hidden state is the final `layer_norm`'s output where there is one.
+        let (name, out) = match &self.layer_norm {
             Some(ln) => {
                 let name = format!("{}.layer_norm", self.path);
-                let h = taps.apply(&name, ln.forward(&h)?)?;
-                (Some(name), h)
+                let out = taps.apply(&name, ln.forward(&h)?)?;
+                (Some(name), out)
             }
-            None => (last_layer.map(str::to_string), h),
+            None => (self.layers.last().map(|l| l.names.layer.clone()), h.clone()),
         };
         if let Some(name) = name {
-            taps.record_hidden(&name, &h);
+            taps.record_hidden(&name, &out);
         }
-        Ok(h)
+        Ok(StackOut {
+            out,
+            embedded,
+            last: h,
+        })
     }
 }
 
@@ -148,14 +132,10 @@ pub struct Seq2Seq {
     pub config: Seq2SeqConfig,
     /// Static facts for the engine.
     pub spec: ModelSpec,
-    /// Encoder embeddings and norms.
+    /// The encoder.
     pub encoder: Stack,
-    /// Decoder embeddings and norms.
+    /// The decoder.
     pub decoder: Stack,
-    /// Encoder layers.
-    pub encoder_layers: Vec<EncoderLayer>,
-    /// Decoder layers.
-    pub decoder_layers: Vec<DecoderLayer>,
     /// Output projection (`lm_head`, usually tied to the embeddings; no bias).
     pub lm_head: ConstLinear,
     /// `(vocab,)` `final_logits_bias`, added after the `lm_head` tap (as HF does).
@@ -164,52 +144,25 @@ pub struct Seq2Seq {
 
 impl Seq2Seq {
     /// Runs the encoder on embeddings `(b, s, d)` with mask `(b, s)`.
-    pub fn encode(&self, embeds: &Tensor, mask: &Tensor, taps: &mut Taps) -> Result<Tensor> {
-        let mut h = self.encoder.embed_positions(embeds, 0, taps)?;
-        let bias = ops::attention_bias(mask, 1, 0, false, h.dtype())?;
-        let n = self.encoder_layers.len();
-        for (i, layer) in self.encoder_layers.iter().enumerate() {
-            h = layer.forward(&h, &bias, taps)?;
-            if i + 1 < n {
-                taps.record_hidden(&layer.names.layer, &h);
-            }
-        }
-        let last = self.encoder_layers.last().map(|l| l.names.layer.as_str());
-        self.encoder.finish(h, last, taps)
-    }
-
-    /// Projects the encoder output to the keys/values of every cross-attention module.
-    pub fn cross_kv(&self, enc: &Tensor, taps: &mut Taps) -> Result<Vec<(Tensor, Tensor)>> {
-        self.decoder_layers
-            .iter()
-            .map(|l| l.cross_attn.kv(enc, &l.names.cross_attn, taps))
-            .collect()
-    }
-
-    /// Runs the decoder on embeddings `(b, t, d)` whose first position is `start`; `caches`
-    /// (one per layer) hold the self-attention keys/values of positions `..start`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn decode(
+    pub fn encode(
         &self,
         embeds: &Tensor,
-        start: usize,
-        self_bias: &Tensor,
-        cross_kv: &[(Tensor, Tensor)],
-        cross_bias: &Tensor,
-        mut caches: Option<&mut [Option<(Tensor, Tensor)>]>,
-        taps: &mut Taps,
-    ) -> Result<Tensor> {
-        let mut h = self.decoder.embed_positions(embeds, start, taps)?;
-        let n = self.decoder_layers.len();
-        for (i, layer) in self.decoder_layers.iter().enumerate() {
-            let cache = caches.as_deref_mut().and_then(|c| c.get_mut(i));
-            h = layer.forward(&h, self_bias, &cross_kv[i], cross_bias, cache, taps)?;
-            if i + 1 < n {
-                taps.record_hidden(&layer.names.layer, &h);
-            }
-        }
-        let last = self.decoder_layers.last().map(|l| l.names.layer.as_str());
-        self.decoder.finish(h, last, taps)
+        mask: &Tensor,
+        pass: Pass<'_, '_, SavedLayer, [KvCache]>,
+    ) -> Result<StackOut> {
+        let bias = ops::attention_bias(mask, 1, 0, false, embeds.dtype())?;
+        self.encoder.forward(embeds, 0, &bias, None, pass)
+    }
+
+    /// Projects the encoder output `enc` (mask `(b, s)`) to the keys/values of every
+    /// cross-attention module.
+    pub fn cross(&self, enc: &Tensor, mask: &Tensor, taps: &mut Taps) -> Result<Cross> {
+        let kv = (self.decoder.layers.iter())
+            .filter_map(|l| Some((l.cross_attn.as_ref()?, &l.names.cross_attn)))
+            .map(|((a, _), names)| a.kv(enc, names, taps))
+            .collect::<Result<_>>()?;
+        let bias = ops::attention_bias(mask, 1, 0, false, enc.dtype())?;
+        Ok(Cross { kv, bias })
     }
 
     /// Logits `(b, n, vocab)` of the decoder output `(b, n, d)`.
@@ -260,21 +213,13 @@ impl Model for Seq2Seq {
             );
         };
         let dec = &input.decoder;
-        let dtype = dec.embeds.dtype();
-        let enc_out = self.encode(&enc.embeds, &enc.mask, taps)?;
-        let cross_kv = self.cross_kv(&enc_out, taps)?;
-        let cross_bias = ops::attention_bias(&enc.mask, 1, 0, false, dtype)?;
+        let enc_out = self.encode(&enc.embeds, &enc.mask, Pass::taps(taps))?.out;
+        let cross = self.cross(&enc_out, &enc.mask, taps)?;
         let t = dec.embeds.dim(1)?;
-        let self_bias = ops::attention_bias(&dec.mask, t, 0, true, dtype)?;
-        let h = self.decode(
-            &dec.embeds,
-            0,
-            &self_bias,
-            &cross_kv,
-            &cross_bias,
-            None,
-            taps,
-        )?;
+        let bias = ops::attention_bias(&dec.mask, t, 0, true, dec.embeds.dtype())?;
+        let h = (self.decoder)
+            .forward(&dec.embeds, 0, &bias, Some(&cross), Pass::taps(taps))?
+            .out;
         let h = select_positions(&h, &input.logits_at)?;
         Ok(ForwardOutput {
             logits: self.logits(&h, taps)?,
@@ -283,28 +228,13 @@ impl Model for Seq2Seq {
 
     fn tap_names(&self) -> Vec<String> {
         let mut names = Vec::new();
-        for (stack, layers) in [
-            (
-                &self.encoder,
-                self.encoder_layers
-                    .iter()
-                    .map(|l| (&l.names, false))
-                    .collect::<Vec<_>>(),
-            ),
-            (
-                &self.decoder,
-                self.decoder_layers
-                    .iter()
-                    .map(|l| (&l.names, true))
-                    .collect(),
-            ),
-        ] {
+        for stack in [&self.encoder, &self.decoder] {
             names.push(format!("{}.embed_positions", stack.path));
             if stack.layernorm_embedding.is_some() {
                 names.push(format!("{}.layernorm_embedding", stack.path));
             }
-            for (n, cross) in layers {
-                names.extend(n.all(cross));
+            for l in &stack.layers {
+                names.extend(l.names.all(l.cross_attn.is_some()));
             }
             if stack.layer_norm.is_some() {
                 names.push(format!("{}.layer_norm", stack.path));
@@ -315,19 +245,39 @@ impl Model for Seq2Seq {
     }
 
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
-        Ok(Box::new(decode::Seq2SeqDecoding::new(self, start)?))
+        decode::start(self, start)
     }
 
-    fn prefix_forward(
-        &self,
-        source: Option<&Tensor>,
-        embeds: &Tensor,
-    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
-        let source = source?;
-        Some(
-            backward::Seq2SeqPrefix::new(self, source, embeds)
-                .map(|p| Box::new(p) as Box<dyn PrefixBackward + '_>),
-        )
+    fn prefix_forward(&self, source: Option<&Tensor>, embeds: &Tensor) -> Shared<'_> {
+        shared(backward::Seq2SeqPrefix::new(self, source?, embeds))
+    }
+}
+
+impl EncoderDecoder for Seq2Seq {
+    fn decoder_layers(&self) -> usize {
+        self.decoder.layers.len()
+    }
+
+    fn encode_source(&self, ids: &Tensor, mask: &Tensor) -> Result<Cross> {
+        let mut taps = Taps::none();
+        let embeds = self.embed(Side::Encoder, ids)?;
+        let enc = self.encode(&embeds, mask, Pass::taps(&mut taps))?.out;
+        self.cross(&enc, mask, &mut taps)
+    }
+
+    fn decode_step(&self, ids: &Tensor, mask: &Tensor, c: &mut Cached) -> Result<Tensor> {
+        let x = self.embed(Side::Decoder, ids)?;
+        let n = x.dim(1)?;
+        let bias = ops::attention_bias(mask, n, c.past, true, x.dtype())?;
+        let mut taps = Taps::none();
+        let pass = Pass {
+            taps: &mut taps,
+            cache: Some(&mut c.caches[..]),
+            save: None,
+        };
+        let h = (self.decoder).forward(&x, c.past, &bias, Some(&c.cross), pass)?;
+        self.logits(&h.out.narrow(1, n - 1, 1)?, &mut taps)?
+            .squeeze(1)
     }
 }
 

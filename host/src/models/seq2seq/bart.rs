@@ -1,13 +1,12 @@
 //! BART and mBART: BART-family models with learned positions (offset 2) and `layernorm_embedding`;
 //! BART is post-norm, mBART pre-norm with a final LayerNorm per stack. The forward lives in
-//! [`super::seq2seq`].
+//! [`super`] (`seq2seq/`).
 
 use serde::Deserialize;
 
-use super::marian::ids_of;
-use super::registry::{Architecture, BuildArgs};
-use super::seq2seq::{build_from, Dropouts, Seq2SeqConfig};
-use super::{ModelKind, ModelSpec};
+use super::{build_from, ids_of, FamilyConfig, Seq2SeqConfig};
+use crate::models::registry::{Architecture, BuildArgs};
+use crate::models::{Model, ModelError, ModelKind, ModelSpec};
 
 /// The fields of HF `BartConfig` / `MBartConfig` that the forward uses (transformers defaults).
 #[derive(Debug, Clone, Deserialize)]
@@ -17,39 +16,9 @@ pub struct BartConfig {
     /// Vocabulary size.
     #[serde(default = "d_vocab")]
     pub vocab_size: usize,
-    /// Longest sequence.
-    #[serde(default = "d_1024")]
-    pub max_position_embeddings: usize,
-    /// Encoder layers.
-    #[serde(default = "d_12")]
-    pub encoder_layers: usize,
-    /// Encoder feed-forward width.
-    #[serde(default = "d_4096")]
-    pub encoder_ffn_dim: usize,
-    /// Encoder heads.
-    #[serde(default = "d_16")]
-    pub encoder_attention_heads: usize,
-    /// Decoder layers.
-    #[serde(default = "d_12")]
-    pub decoder_layers: usize,
-    /// Decoder feed-forward width.
-    #[serde(default = "d_4096")]
-    pub decoder_ffn_dim: usize,
-    /// Decoder heads.
-    #[serde(default = "d_16")]
-    pub decoder_attention_heads: usize,
-    /// Activation.
-    #[serde(default = "d_gelu")]
-    pub activation_function: String,
-    /// Model width.
-    #[serde(default = "d_1024")]
-    pub d_model: usize,
-    /// Multiply embeddings by `sqrt(d_model)`.
-    #[serde(default)]
-    pub scale_embedding: bool,
-    /// `dropout`, `attention_dropout`, `activation_dropout` (MC dropout only).
+    /// The fields BART and Marian share.
     #[serde(flatten)]
-    pub dropout: Dropouts,
+    pub family: FamilyConfig,
     /// Padding id.
     #[serde(default = "d_pad")]
     pub pad_token_id: Option<u32>,
@@ -67,22 +36,6 @@ pub struct BartConfig {
 fn d_vocab() -> usize {
     50265
 }
-fn d_1024() -> usize {
-    1024
-}
-fn d_12() -> usize {
-    12
-}
-fn d_16() -> usize {
-    16
-}
-fn d_4096() -> usize {
-    4096
-}
-
-fn d_gelu() -> String {
-    "gelu".into()
-}
 fn d_pad() -> Option<u32> {
     Some(1)
 }
@@ -96,22 +49,14 @@ impl BartConfig {
         self.model_type == "mbart"
     }
 
-    /// The architecture choices for the shared BART-family forward.
+    /// The architecture choices for the shared BART-family forward: mBART is pre-norm with
+    /// final LayerNorms.
     pub fn seq2seq(&self) -> Seq2SeqConfig {
         let mbart = self.is_mbart();
         Seq2SeqConfig {
-            d_model: self.d_model,
-            encoder_heads: self.encoder_attention_heads,
-            decoder_heads: self.decoder_attention_heads,
-            activation: self.activation_function.clone(),
-            scale_embedding: self.scale_embedding,
-            sinusoidal_positions: false,
-            max_positions: self.max_position_embeddings,
-            layernorm_embedding: true,
             pre_norm: mbart,
             final_layer_norm: mbart,
-            layer_norm_eps: 1e-5,
-            dropout: self.dropout,
+            ..self.family.seq2seq()
         }
     }
 
@@ -119,14 +64,6 @@ impl BartConfig {
     pub fn spec(&self) -> ModelSpec {
         let eos = ids_of(&self.eos_token_id, &[2]);
         ModelSpec {
-            model_type: self.model_type.clone(),
-            kind: ModelKind::EncoderDecoder,
-            vocab_size: self.vocab_size,
-            hidden_size: self.d_model,
-            num_layers: self.decoder_layers,
-            encoder_layers: self.encoder_layers,
-            num_heads: self.decoder_attention_heads,
-            max_positions: self.max_position_embeddings,
             bos_token_id: self.bos_token_id,
             decoder_start_token_id: match self.is_mbart() {
                 true => self.decoder_start_token_id,
@@ -134,11 +71,12 @@ impl BartConfig {
             },
             eos_token_ids: eos,
             pad_token_id: self.pad_token_id,
+            ..self.family.spec(&self.model_type, self.vocab_size)
         }
     }
 }
 
-fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn super::Model>, super::ModelError> {
+fn build(args: &BuildArgs<'_>) -> std::result::Result<Box<dyn Model>, ModelError> {
     build_from(args, |c: &BartConfig| (c.seq2seq(), c.spec()))
 }
 
@@ -147,8 +85,9 @@ inventory::submit! { Architecture { model_type: "mbart", kind: ModelKind::Encode
 
 #[cfg(test)]
 mod tests {
+    use super::super::marian::MarianConfig;
+    use super::super::Dropouts;
     use super::*;
-    use crate::models::marian::MarianConfig;
     use serde_json::json;
 
     /// The flattened dropouts read the HF keys, with transformers' defaults.

@@ -10,16 +10,24 @@
 //! `decoder.block.N.layer.1.EncDecAttention`, `...DenseReluDense`, `...DenseReluDense.act`,
 //! `lm_head`); hidden states are `encoder.embed_tokens`, the blocks, and the final norm output.
 
+mod backward;
+pub mod layers;
+
 use candle_core::{DType, Result, Tensor};
 use serde::Deserialize;
 
+use super::backward::{shared, Shared};
+use super::causal::{KvCache, Pass};
 use super::ops::{self, ConstLinear};
 use super::registry::{Architecture, BuildArgs};
-use super::t5_layers::{relative_bias, T5Block, T5Names};
+use super::seq2seq::decode::{self, Cached, EncoderDecoder};
+use super::seq2seq::layers::Cross;
+use super::seq2seq::select_positions;
 use super::{
     DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model, ModelError,
     ModelKind, ModelSpec, Side, Taps,
 };
+use layers::{relative_bias, SavedT5Block, T5Block, T5Names};
 
 fn d_32() -> usize {
     32
@@ -102,19 +110,29 @@ impl T5Config {
     }
 }
 
+/// One T5 stack: token embeddings, blocks, the relative position table of its first block and
+/// the final RMSNorm.
+#[derive(Debug, Clone)]
+pub struct T5Stack {
+    /// `encoder` or `decoder`.
+    pub path: &'static str,
+    /// `(vocab, d)` token embeddings.
+    pub embed: Tensor,
+    /// The blocks.
+    pub blocks: Vec<T5Block>,
+    /// `(buckets, heads)` relative position bias table.
+    pub rel: Tensor,
+    /// `final_layer_norm` weight.
+    pub norm: Tensor,
+}
+
 /// A T5 model built from composite, differentiable ops.
 #[derive(Debug, Clone)]
 pub struct T5 {
     cfg: T5Config,
     spec: ModelSpec,
-    enc_embed: Tensor,
-    dec_embed: Tensor,
-    encoder: Vec<T5Block>,
-    decoder: Vec<T5Block>,
-    enc_norm: Tensor,
-    dec_norm: Tensor,
-    enc_rel: Tensor,
-    dec_rel: Tensor,
+    encoder: T5Stack,
+    decoder: T5Stack,
     lm_head: ConstLinear,
     scale_output: bool,
 }
@@ -132,26 +150,28 @@ impl T5 {
             }
             w.get(names[0])
         };
-        let shared = ["shared.weight", "encoder.embed_tokens.weight"];
-        let enc_embed = first(&shared)?;
-        let dec_embed = first(&["decoder.embed_tokens.weight", "shared.weight"])?;
         let n_dec = cfg.num_decoder_layers.unwrap_or(cfg.num_layers);
-        let encoder = (0..cfg.num_layers)
-            .map(|i| T5Block::load(w, &cfg, T5Names::new("encoder", i, false)))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let decoder = (0..n_dec)
-            .map(|i| T5Block::load(w, &cfg, T5Names::new("decoder", i, true)))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let rel = |s: &str| {
-            w.get(&format!(
-                "{s}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
-            ))
+        let stack = |path: &'static str, embed: Tensor, n: usize| {
+            let blocks = (0..n)
+                .map(|i| T5Block::load(w, &cfg, T5Names::new(path, i, path == "decoder")))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok::<_, ModelError>(T5Stack {
+                path,
+                embed,
+                blocks,
+                rel: w.get(&format!(
+                    "{path}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+                ))?,
+                norm: w.get(&format!("{path}.final_layer_norm.weight"))?,
+            })
         };
+        let enc_embed = first(&["shared.weight", "encoder.embed_tokens.weight"])?;
+        let dec_embed = first(&["decoder.embed_tokens.weight", "shared.weight"])?;
         let lm = match w.get_opt("lm_head.weight")? {
             Some(t) => t,
             None => dec_embed.clone(),
         };
-        let eos = super::marian::ids_of(&cfg.eos_token_id, &[1]);
+        let eos = super::seq2seq::ids_of(&cfg.eos_token_id, &[1]);
         let special = args.special;
         let spec = ModelSpec {
             model_type: args.model_type.to_string(),
@@ -174,95 +194,117 @@ impl T5 {
         Ok(Self {
             scale_output: (cfg.scale_decoder_outputs)
                 .unwrap_or(cfg.tie_word_embeddings != Some(false)),
-            enc_rel: rel("encoder")?,
-            dec_rel: rel("decoder")?,
-            enc_norm: w.get("encoder.final_layer_norm.weight")?,
-            dec_norm: w.get("decoder.final_layer_norm.weight")?,
+            encoder: stack("encoder", enc_embed, cfg.num_layers)?,
+            decoder: stack("decoder", dec_embed, n_dec)?,
             lm_head: ConstLinear::new(lm, None),
             cfg,
             spec,
-            enc_embed,
-            dec_embed,
-            encoder,
-            decoder,
         })
     }
 
-    fn bias(&self, decoder: bool, q: usize, k: usize, offset: usize) -> Result<Tensor> {
-        let table = if decoder {
-            &self.dec_rel
-        } else {
-            &self.enc_rel
-        };
+    /// The relative position bias `(1, heads, q, k)` of a stack, queries from `offset`.
+    fn bias(&self, stack: &T5Stack, q: usize, k: usize, offset: usize) -> Result<Tensor> {
         let c = &self.cfg;
         let (n, max) = (
             c.relative_attention_num_buckets,
             c.relative_attention_max_distance,
         );
-        relative_bias(table, q, k, offset, !decoder, n, max)
+        let bidirectional = stack.path == "encoder";
+        relative_bias(&stack.rel, q, k, offset, bidirectional, n, max)
     }
 
-    /// Runs the encoder on embeddings `(b, s, d)` with mask `(b, s)`.
-    pub fn encode(&self, x: &Tensor, mask: &Tensor, taps: &mut Taps) -> Result<Tensor> {
-        let s = x.dim(1)?;
-        let bias = self
-            .bias(false, s, s, 0)?
-            .broadcast_add(&ops::attention_bias(mask, 1, 0, false, x.dtype())?)?;
-        taps.record_hidden("encoder.embed_tokens", x);
+    /// One stack on `x` `(b, t, d)` with the self-attention `bias`: `(output, the final
+    /// norm's input)`.
+    fn run(
+        &self,
+        stack: &T5Stack,
+        x: &Tensor,
+        bias: &Tensor,
+        cross: Option<&Cross>,
+        pass: Pass<'_, '_, SavedT5Block, [KvCache]>,
+    ) -> Result<(Tensor, Tensor)> {
+        let Pass {
+            taps,
+            mut cache,
+            mut save,
+        } = pass;
+        let p = stack.path;
+        taps.record_hidden(&format!("{p}.embed_tokens"), x);
         let mut h = taps.dropout(x.clone(), self.cfg.dropout_rate)?;
-        for (i, b) in self.encoder.iter().enumerate() {
-            h = b.forward(&h, &bias, None, None, taps)?;
-            if i + 1 < self.encoder.len() {
+        for (i, b) in stack.blocks.iter().enumerate() {
+            let pass = Pass {
+                taps: &mut *taps,
+                cache: cache.as_deref_mut().map(|c| &mut c[i]),
+                save: save.as_deref_mut(),
+            };
+            h = b.forward(&h, bias, cross.map(|c| (&c.kv[i], &c.bias)), pass)?;
+            if i + 1 < stack.blocks.len() {
                 taps.record_hidden(&b.names.block, &h);
             }
         }
-        let h = ops::rms_norm(&h, &self.enc_norm, self.cfg.layer_norm_epsilon)?;
-        let h = taps.apply("encoder.final_layer_norm", h)?;
-        taps.record_hidden("encoder.final_layer_norm", &h);
-        taps.dropout(h, self.cfg.dropout_rate)
+        let name = format!("{p}.final_layer_norm");
+        let out = ops::rms_norm(&h, &stack.norm, self.cfg.layer_norm_epsilon)?;
+        let out = taps.apply(&name, out)?;
+        taps.record_hidden(&name, &out);
+        Ok((taps.dropout(out, self.cfg.dropout_rate)?, h))
     }
 
-    /// Projects the encoder output to the keys/values of every cross-attention.
-    pub fn cross_kv(&self, enc: &Tensor, taps: &mut Taps) -> Result<Vec<(Tensor, Tensor)>> {
-        self.decoder.iter().map(|b| b.cross_kv(enc, taps)).collect()
+    /// Runs the encoder on embeddings `(b, s, d)` with mask `(b, s)`: `(output, the final
+    /// norm's input)`.
+    pub fn encode(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        pass: Pass<'_, '_, SavedT5Block, [KvCache]>,
+    ) -> Result<(Tensor, Tensor)> {
+        let s = x.dim(1)?;
+        let bias = (self.bias(&self.encoder, s, s, 0)?).broadcast_add(&ops::attention_bias(
+            mask,
+            1,
+            0,
+            false,
+            x.dtype(),
+        )?)?;
+        self.run(&self.encoder, x, &bias, None, pass)
     }
 
-    /// Decoder stack from position `start`; returns logits `(b, n, vocab)` at `at`.
-    #[allow(clippy::too_many_arguments)]
+    /// Projects the encoder output (mask `(b, s)`) to the keys/values of every cross-attention.
+    pub fn cross(&self, enc: &Tensor, mask: &Tensor, taps: &mut Taps) -> Result<Cross> {
+        Ok(Cross {
+            kv: (self.decoder.blocks.iter())
+                .map(|b| b.cross_kv(enc, taps))
+                .collect::<Result<_>>()?,
+            bias: ops::attention_bias(mask, 1, 0, false, enc.dtype())?,
+        })
+    }
+
+    /// Runs the decoder on `x` `(b, t, d)` from position `start` (`mask` `(b, start + t)`):
+    /// `(output, the final norm's input)`.
     fn decode(
         &self,
         x: &Tensor,
-        start: usize,
-        mask: &Tensor,
-        cross: (&[(Tensor, Tensor)], &Tensor),
-        mut caches: Option<&mut [Option<(Tensor, Tensor)>]>,
-        at: &LogitPositions,
-        taps: &mut Taps,
-    ) -> Result<Tensor> {
+        (start, mask): (usize, &Tensor),
+        cross: &Cross,
+        pass: Pass<'_, '_, SavedT5Block, [KvCache]>,
+    ) -> Result<(Tensor, Tensor)> {
         let t = x.dim(1)?;
-        let k = start + t;
-        let bias = self
-            .bias(true, t, k, start)?
+        let bias = (self.bias(&self.decoder, t, start + t, start)?)
             .broadcast_add(&ops::attention_bias(mask, t, start, true, x.dtype())?)?;
-        taps.record_hidden("decoder.embed_tokens", x);
-        let mut h = taps.dropout(x.clone(), self.cfg.dropout_rate)?;
-        for (i, b) in self.decoder.iter().enumerate() {
-            let cache = caches.as_deref_mut().and_then(|c| c.get_mut(i));
-            h = b.forward(&h, &bias, Some((&cross.0[i], cross.1)), cache, taps)?;
-            if i + 1 < self.decoder.len() {
-                taps.record_hidden(&b.names.block, &h);
-            }
-        }
-        let h = ops::rms_norm(&h, &self.dec_norm, self.cfg.layer_norm_epsilon)?;
-        let h = taps.apply("decoder.final_layer_norm", h)?;
-        taps.record_hidden("decoder.final_layer_norm", &h);
-        let h = taps.dropout(h, self.cfg.dropout_rate)?;
-        let h = super::seq2seq::select_positions(&h, at)?;
+        self.run(&self.decoder, x, &bias, Some(cross), pass)
+    }
+
+    /// Logits `(b, n, vocab)` of decoder outputs `(b, n, d)`.
+    fn logits(&self, h: &Tensor, taps: &mut Taps) -> Result<Tensor> {
         let h = match self.scale_output {
-            true => (h * (self.cfg.d_model as f64).powf(-0.5))?,
-            false => h,
+            true => (h * self.output_scale())?,
+            false => h.clone(),
         };
         taps.apply("lm_head", self.lm_head.forward(&h)?)
+    }
+
+    /// `d_model^-0.5`, for tied heads.
+    fn output_scale(&self) -> f64 {
+        (self.cfg.d_model as f64).powf(-0.5)
     }
 }
 
@@ -273,8 +315,8 @@ impl Model for T5 {
 
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         let table = match side {
-            Side::Encoder => &self.enc_embed,
-            Side::Decoder => &self.dec_embed,
+            Side::Encoder => &self.encoder.embed,
+            Side::Decoder => &self.decoder.embed,
         };
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
@@ -286,96 +328,58 @@ impl Model for T5 {
             return Err(ModelError::BadInput("t5 needs an encoder input".into()).into_candle());
         };
         let dec = &input.decoder;
-        let h = self.encode(&enc.embeds, &enc.mask, taps)?;
-        let kv = self.cross_kv(&h, taps)?;
-        let cross_bias = ops::attention_bias(&enc.mask, 1, 0, false, h.dtype())?;
-        let logits = self.decode(
-            &dec.embeds,
-            0,
-            &dec.mask,
-            (&kv, &cross_bias),
-            None,
-            &input.logits_at,
-            taps,
-        )?;
-        Ok(ForwardOutput { logits })
+        let h = self.encode(&enc.embeds, &enc.mask, Pass::taps(taps))?.0;
+        let cross = self.cross(&h, &enc.mask, taps)?;
+        let pass = Pass::taps(&mut *taps);
+        let h = self.decode(&dec.embeds, (0, &dec.mask), &cross, pass)?.0;
+        let h = select_positions(&h, &input.logits_at)?;
+        Ok(ForwardOutput {
+            logits: self.logits(&h, taps)?,
+        })
     }
 
     fn tap_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.encoder.iter().flat_map(|b| b.names.all()).collect();
-        v.push("encoder.final_layer_norm".into());
-        v.extend(self.decoder.iter().flat_map(|b| b.names.all()));
-        v.extend(["decoder.final_layer_norm".into(), "lm_head".into()]);
+        let mut v = Vec::new();
+        for s in [&self.encoder, &self.decoder] {
+            v.extend(s.blocks.iter().flat_map(|b| b.names.all()));
+            v.push(format!("{}.final_layer_norm", s.path));
+        }
+        v.push("lm_head".into());
         v
     }
 
     fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
-        let Some(ids) = &start.encoder_ids else {
-            return Err(ModelError::BadInput("t5 decoding needs encoder ids".into()).into_candle());
-        };
-        let mask = match &start.encoder_mask {
-            Some(m) => m.clone(),
-            None => Tensor::ones(ids.dims2()?, DType::U8, ids.device())?,
-        };
+        decode::start(self, start)
+    }
+
+    fn prefix_forward(&self, source: Option<&Tensor>, embeds: &Tensor) -> Shared<'_> {
+        shared(backward::T5Prefix::new(self, source?, embeds))
+    }
+}
+
+impl EncoderDecoder for T5 {
+    fn decoder_layers(&self) -> usize {
+        self.decoder.blocks.len()
+    }
+
+    fn encode_source(&self, ids: &Tensor, mask: &Tensor) -> Result<Cross> {
         let mut taps = Taps::none();
-        let enc = self.encode(&self.embed(Side::Encoder, ids)?, &mask, &mut taps)?;
-        Ok(Box::new(T5Decoding {
-            model: self,
-            cross_kv: self.cross_kv(&enc, &mut taps)?,
-            cross_bias: ops::attention_bias(&mask, 1, 0, false, enc.dtype())?,
-            caches: vec![None; self.decoder.len()],
-            past: 0,
-        }))
-    }
-}
-
-/// KV-cached T5 decoding.
-struct T5Decoding<'a> {
-    model: &'a T5,
-    cross_kv: Vec<(Tensor, Tensor)>,
-    cross_bias: Tensor,
-    caches: Vec<Option<(Tensor, Tensor)>>,
-    past: usize,
-}
-
-impl DecodingState for T5Decoding<'_> {
-    fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (_, n) = ids.dims2()?;
-        if n == 0 || mask.dim(1)? != self.past + n {
-            let msg = format!(
-                "decoding step: mask must cover {} + {n} positions",
-                self.past
-            );
-            return Err(ModelError::BadInput(msg).into_candle());
-        }
-        let x = self.model.embed(Side::Decoder, ids)?;
-        let logits = self.model.decode(
-            &x,
-            self.past,
-            mask,
-            (&self.cross_kv, &self.cross_bias),
-            Some(&mut self.caches),
-            &LogitPositions::Last,
-            &mut Taps::none(),
-        )?;
-        self.past += n;
-        logits.squeeze(1)
+        let x = self.embed(Side::Encoder, ids)?;
+        let enc = self.encode(&x, mask, Pass::taps(&mut taps))?.0;
+        self.cross(&enc, mask, &mut taps)
     }
 
-    fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
-        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), self.cross_bias.device())?;
-        let pick = |t: &Tensor| t.index_select(&idx, 0);
-        for (k, v) in self
-            .cross_kv
-            .iter_mut()
-            .chain(self.caches.iter_mut().flatten())
-        {
-            *k = pick(k)?;
-            *v = pick(v)?;
-        }
-        self.cross_bias = pick(&self.cross_bias)?;
-        Ok(())
+    fn decode_step(&self, ids: &Tensor, mask: &Tensor, c: &mut Cached) -> Result<Tensor> {
+        let x = self.embed(Side::Decoder, ids)?;
+        let mut taps = Taps::none();
+        let pass = Pass {
+            taps: &mut taps,
+            cache: Some(&mut c.caches[..]),
+            save: None,
+        };
+        let h = self.decode(&x, (c.past, mask), &c.cross, pass)?.0;
+        self.logits(&LogitPositions::Last.select(&h)?, &mut taps)?
+            .squeeze(1)
     }
 }
 

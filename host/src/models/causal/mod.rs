@@ -1,12 +1,15 @@
-//! Helpers shared by the decoder-only architectures (input checks, embedding lookup, logit
-//! positions, config parsing, KV-cached decoding).
+//! The decoder-only skeleton ([`CausalLm`] over a per-architecture [`CausalArch`]) and the
+//! helpers the architectures share (input checks, embedding lookup, config parsing, heads, KV
+//! caches).
+
+mod stack;
+
+pub use stack::{CausalArch, CausalBackward, CausalLm, SavedBlock};
 
 use candle_core::{DType, Result, Tensor};
 use serde::de::DeserializeOwned;
 
-use super::{
-    DecodeStart, DecodingState, ForwardInput, LogitPositions, ModelError, ModelSpec, Side,
-};
+use super::{ForwardInput, ModelError, ModelSpec, Taps};
 
 /// Checks a decoder-only forward input: no encoder side, `(b, t, hidden)` embeddings, a
 /// `(b, t)` mask and `t <= max_positions`.
@@ -67,21 +70,6 @@ pub fn lookup(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     table.index_select(&flat, 0)?.reshape((b, t, d))
 }
 
-/// A decoder-only model's `embed`: [`lookup`] in its token `table`; there is no encoder side.
-pub fn embed(table: &Tensor, side: Side, ids: &Tensor) -> Result<Tensor> {
-    if side == Side::Encoder {
-        return Err(
-            ModelError::BadInput("decoder-only models have no encoder".into()).into_candle(),
-        );
-    }
-    lookup(table, ids)
-}
-
-/// The positions of `h` `(b, t, d)` the caller wants logits for.
-pub fn select_positions(h: &Tensor, at: &LogitPositions) -> Result<Tensor> {
-    at.select(h)
-}
-
 /// The last position of `h` `(b, t, d)` as `(b, d)`.
 pub fn last_position(h: &Tensor) -> Result<Tensor> {
     let t = h.dim(1)?;
@@ -111,12 +99,43 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
     x.transpose(1, 2)?.reshape((b, t, h * d))
 }
 
+/// One layer's cached keys and values `(b, heads, past, head_dim)` (`None` before the first step).
+pub type KvCache = Option<(Tensor, Tensor)>;
+
+/// How a block (or a stack, with `C = [KvCache]`) runs: the differentiable forward (hooks in
+/// `taps`), a decoding step (`cache`) or the shared forward of a hand-written backward (`save`),
+/// each through the same forward code.
+pub struct Pass<'a, 't, S, C: ?Sized = KvCache> {
+    /// Hooks and recordings ([`Taps::none`] when decoding or saving).
+    pub taps: &'a mut Taps<'t>,
+    /// Past keys/values, extended in place when decoding.
+    pub cache: Option<&'a mut C>,
+    /// Where the shared forward keeps what the backward needs.
+    pub save: Option<&'a mut Vec<S>>,
+}
+
+impl<'a, 't, S, C: ?Sized> Pass<'a, 't, S, C> {
+    /// A plain pass: `taps` only.
+    pub fn taps(taps: &'a mut Taps<'t>) -> Self {
+        Self {
+            taps,
+            cache: None,
+            save: None,
+        }
+    }
+
+    /// A pass of the shared forward: keeps into `save` (`taps` is [`Taps::none`]).
+    pub fn save(taps: &'a mut Taps<'t>, save: &'a mut Vec<S>) -> Self {
+        Self {
+            taps,
+            cache: None,
+            save: Some(save),
+        }
+    }
+}
+
 /// Appends new keys/values to a cache along the time axis.
-pub fn append_kv(
-    cache: &mut Option<(Tensor, Tensor)>,
-    k: Tensor,
-    v: Tensor,
-) -> Result<(Tensor, Tensor)> {
+pub fn append_kv(cache: &mut KvCache, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
     let (k, v) = match cache.take() {
         Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
         None => (k, v),
@@ -126,7 +145,7 @@ pub fn append_kv(
 }
 
 /// Keeps the rows `rows` of every cached tensor (beam reordering).
-pub fn select_cache_rows(caches: &mut [Option<(Tensor, Tensor)>], rows: &[usize]) -> Result<()> {
+pub fn select_cache_rows(caches: &mut [KvCache], rows: &[usize]) -> Result<()> {
     let dev = match caches.iter().flatten().next() {
         Some((k, _)) => k.device().clone(),
         None => return Ok(()),
@@ -140,62 +159,4 @@ pub fn select_cache_rows(caches: &mut [Option<(Tensor, Tensor)>], rows: &[usize]
         );
     }
     Ok(())
-}
-
-/// KV-cached decoding of a decoder-only model with `n_layers` layers (it takes no encoder input).
-/// `step(ids, mask, past, caches)` returns the `f32` logits `(b, vocab)` at the last of the new
-/// positions `ids` `(b, n)`, which follow `past` cached ones (`mask` is `(b, past + n)`), and
-/// appends to the layers' `caches`; the session checks the lengths and keeps the caches.
-pub fn start_decoding<'a, F>(
-    spec: &'a ModelSpec,
-    n_layers: usize,
-    start: &DecodeStart,
-    step: F,
-) -> Result<Box<dyn DecodingState + 'a>>
-where
-    F: Fn(&Tensor, &Tensor, usize, &mut [Option<(Tensor, Tensor)>]) -> Result<Tensor> + 'a,
-{
-    if start.encoder_ids.is_some() {
-        return Err(
-            ModelError::BadInput("decoder-only models take no encoder input".into()).into_candle(),
-        );
-    }
-    Ok(Box::new(CausalDecoding {
-        spec,
-        step,
-        caches: vec![None; n_layers],
-        past: 0,
-    }))
-}
-
-/// A [`start_decoding`] session: the model's step, its caches and how many positions they hold.
-struct CausalDecoding<'a, F> {
-    spec: &'a ModelSpec,
-    step: F,
-    caches: Vec<Option<(Tensor, Tensor)>>,
-    past: usize,
-}
-
-impl<F> DecodingState for CausalDecoding<'_, F>
-where
-    F: Fn(&Tensor, &Tensor, usize, &mut [Option<(Tensor, Tensor)>]) -> Result<Tensor>,
-{
-    fn step(&mut self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (_, n) = ids.dims2()?;
-        let total = mask.dim(1)?;
-        if total != self.past + n {
-            candle_core::bail!(
-                "decoding mask has {total} columns, expected {}",
-                self.past + n
-            );
-        }
-        check_len(self.spec, total)?;
-        let logits = (self.step)(ids, mask, self.past, &mut self.caches)?;
-        self.past = total;
-        Ok(logits)
-    }
-
-    fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
-        select_cache_rows(&mut self.caches, rows)
-    }
 }

@@ -10,19 +10,18 @@
 //! mlp}`, `transformer.h.N`, `transformer.ln_f`, `lm_head`. Hidden states: `transformer.drop`,
 //! blocks `0..L-1`, then the last block after `transformer.ln_f`.
 
-use candle_core::{DType, Result, Tensor, D};
+mod backward;
+
+use candle_core::{DType, Device, Result, Tensor, D};
 use serde::Deserialize;
 
-use super::backward::{
-    self, AttentionKind, DecoderBackward, PrefixBackward, SavedAttention, SharedForward, Streams,
+use super::causal::{
+    self, append_kv, merge_heads, split_heads, CausalArch, CausalLm, Pass, SavedBlock,
 };
-use super::causal::{self, append_kv, merge_heads, split_heads};
 use super::ops::{self, ConstLinear};
 use super::registry::{Architecture, BuildArgs};
-use super::{
-    DecodeStart, DecodingState, ForwardInput, ForwardOutput, Model, ModelError, ModelKind,
-    ModelSpec, Side, Taps,
-};
+use super::taps::module_paths;
+use super::{Model, ModelError, ModelKind, ModelSpec, Taps};
 
 fn default_act() -> String {
     "gelu_new".into()
@@ -76,51 +75,9 @@ fn default_pdrop() -> f64 {
     0.1
 }
 
-struct Names {
-    block: String,
-    ln1: String,
-    c_attn: String,
-    c_proj: String,
-    attn: String,
-    ln2: String,
-    c_fc: String,
-    act: String,
-    mlp_proj: String,
-    mlp: String,
-}
-
-impl Names {
-    fn new(i: usize) -> Self {
-        let p = format!("transformer.h.{i}");
-        let f = |s: &str| format!("{p}.{s}");
-        Self {
-            ln1: f("ln_1"),
-            c_attn: f("attn.c_attn"),
-            c_proj: f("attn.c_proj"),
-            attn: f("attn"),
-            ln2: f("ln_2"),
-            c_fc: f("mlp.c_fc"),
-            act: f("mlp.act"),
-            mlp_proj: f("mlp.c_proj"),
-            mlp: f("mlp"),
-            block: p,
-        }
-    }
-
-    fn all(&self) -> [&String; 10] {
-        [
-            &self.ln1,
-            &self.c_attn,
-            &self.c_proj,
-            &self.attn,
-            &self.ln2,
-            &self.c_fc,
-            &self.act,
-            &self.mlp_proj,
-            &self.mlp,
-            &self.block,
-        ]
-    }
+module_paths! { Block => Names:
+    ln1 = "ln_1", c_attn = "attn.c_attn", c_proj = "attn.c_proj", attn = "attn", ln2 = "ln_2",
+    c_fc = "mlp.c_fc", act = "mlp.act", mlp_proj = "mlp.c_proj", mlp = "mlp",
 }
 
 struct Norm {
@@ -128,7 +85,12 @@ struct Norm {
     b: Tensor,
 }
 
-struct Block {
+/// What a block's backward keeps: the residuals, the attention and the MLP's first projection
+/// (before the activation).
+type Saved = SavedBlock<Tensor>;
+
+/// One GPT-2 block (`transformer.h.N`).
+pub struct Block {
     ln1: Norm,
     c_attn: ConstLinear,
     c_proj: ConstLinear,
@@ -139,20 +101,16 @@ struct Block {
     names: Names,
 }
 
-/// A GPT-2 causal LM.
+/// What is GPT-2's own in a [`CausalLm`]: the config, the position table and `ln_f`.
 pub struct Gpt2 {
-    spec: ModelSpec,
     cfg: Gpt2Config,
-    wte: Tensor,
     wpe: Tensor,
-    blocks: Vec<Block>,
     ln_f: Norm,
-    lm_head: ConstLinear,
 }
 
 impl Gpt2 {
     /// Builds the model from an HF config and weights.
-    pub fn build(args: &BuildArgs<'_>) -> std::result::Result<Self, ModelError> {
+    pub fn build(args: &BuildArgs<'_>) -> std::result::Result<CausalLm<Self>, ModelError> {
         let cfg: Gpt2Config = causal::parse_config(args.model_type, args.config)?;
         let w = args.weights;
         let pre = if w.contains("transformer.wte.weight") {
@@ -194,7 +152,7 @@ impl Gpt2 {
                 c_fc: conv(&format!("{p}.mlp.c_fc"), d, inner)?,
                 mlp_proj: conv(&format!("{p}.mlp.c_proj"), inner, d)?,
                 scale,
-                names: Names::new(i),
+                names: Names::new(format!("transformer.h.{i}")),
             });
         }
         let wte = w.get_shaped(&format!("{pre}wte.weight"), &[cfg.vocab_size, d])?;
@@ -213,14 +171,17 @@ impl Gpt2 {
             pad_token_id: args.special.pad,
             decoder_start_token_id: None,
         };
-        Ok(Self {
+        let arch = Self {
             wpe: w.get_shaped(&format!("{pre}wpe.weight"), &[cfg.n_positions, d])?,
             ln_f: norm("ln_f")?,
-            lm_head: ConstLinear::new(head, None),
-            wte,
-            blocks,
-            spec,
             cfg,
+        };
+        Ok(CausalLm {
+            spec,
+            arch,
+            embed_tokens: wte,
+            blocks,
+            lm_head: ConstLinear::new(head, None),
         })
     }
 
@@ -236,16 +197,32 @@ impl Gpt2 {
         let idx = Tensor::from_vec(flat, (b, n), self.wpe.device())?;
         causal::lookup(&self.wpe, &idx)
     }
+}
 
-    fn block(
-        &self,
-        blk: &Block,
-        x: &Tensor,
-        bias: &Tensor,
-        taps: &mut Taps,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
-        save: Option<&mut Vec<BlockSaved>>,
-    ) -> Result<Tensor> {
+impl CausalArch for Gpt2 {
+    type Block = Block;
+    type Saved = Saved;
+    /// The attention bias.
+    type Ctx = Tensor;
+
+    const EMBED_TAPS: &'static [&'static str] =
+        &["transformer.wte", "transformer.wpe", "transformer.drop"];
+    const NORM_TAP: &'static str = "transformer.ln_f";
+
+    fn embed_input(&self, embeds: Tensor, mask: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+        let x = taps.apply("transformer.wte", embeds)?;
+        let pos = self.positions(mask, x.dim(1)?)?.to_dtype(x.dtype())?;
+        let pos = taps.apply("transformer.wpe", pos)?;
+        let x = taps.dropout((x + pos)?, self.cfg.embd_pdrop)?;
+        taps.apply("transformer.drop", x)
+    }
+
+    fn ctx(&self, mask: &Tensor, n: usize, past: usize, dt: DType, _: &Device) -> Result<Tensor> {
+        ops::attention_bias(mask, n, past, true, dt)
+    }
+
+    fn block(&self, blk: &Block, x: &Tensor, bias: &Tensor, p: Pass<Saved>) -> Result<Tensor> {
+        let Pass { taps, cache, save } = p;
         let n = &blk.names;
         let d = self.cfg.n_embd;
         let h = self.cfg.n_head;
@@ -277,156 +254,13 @@ impl Gpt2 {
         let m = taps.apply(&n.mlp, taps.dropout(m, self.cfg.resid_pdrop)?)?;
         let out = taps.apply(&n.block, (&x + m)?)?;
         if let Some(save) = save {
-            save.push(BlockSaved {
-                x_in: x_in.clone(),
-                x_mid: x,
-                attn: SavedAttention::new(AttentionKind::Causal, &q, &k, &v, &probs)?,
-                fc,
-            });
+            save.push(SavedBlock::new(x_in, &x, [&q, &k, &v, &probs], fc)?);
         }
         Ok(out)
     }
-}
 
-/// What one block's backward needs from the shared forward (`(rows, len, ...)` each).
-pub struct BlockSaved {
-    x_in: Tensor,
-    x_mid: Tensor,
-    attn: SavedAttention,
-    /// The MLP's first projection, before the activation.
-    fc: Tensor,
-}
-
-impl DecoderBackward for Gpt2 {
-    type Saved = BlockSaved;
-
-    fn head(&self) -> &ConstLinear {
-        &self.lm_head
-    }
-
-    fn final_norm_backward(&self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-        backward::layer_norm(x, &self.ln_f.w, self.cfg.layer_norm_epsilon, dy)
-    }
-
-    fn block_backward(
-        &self,
-        i: usize,
-        s: &BlockSaved,
-        streams: &Streams,
-        dy: &Tensor,
-    ) -> Result<Tensor> {
-        let blk = &self.blocks[i];
-        let eps = self.cfg.layer_norm_epsilon;
-        let cut = |x: &Tensor, dim: usize| streams.gather(x, dim);
-        let d_act = blk.mlp_proj.input_grad(dy)?;
-        let d_fc = backward::activation(&self.cfg.activation_function, &cut(&s.fc, 1)?, &d_act)?;
-        let dxn = blk.c_fc.input_grad(&d_fc)?;
-        let dx_mid = (dy + backward::layer_norm(&cut(&s.x_mid, 1)?, &blk.ln2.w, eps, &dxn)?)?;
-        let d_out = split_heads(&blk.c_proj.input_grad(&dx_mid)?, self.cfg.n_head)?;
-        let (dq, dk, dv) = s.attn.backward(streams, blk.scale, &d_out)?;
-        let dqkv = Tensor::cat(
-            &[merge_heads(&dq)?, merge_heads(&dk)?, merge_heads(&dv)?],
-            D::Minus1,
-        )?;
-        let dxn = blk.c_attn.input_grad(&dqkv)?;
-        dx_mid + backward::layer_norm(&cut(&s.x_in, 1)?, &blk.ln1.w, eps, &dxn)?
-    }
-}
-
-impl Model for Gpt2 {
-    fn spec(&self) -> &ModelSpec {
-        &self.spec
-    }
-
-    fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
-        causal::embed(&self.wte, side, ids)
-    }
-
-    fn forward(&self, input: &ForwardInput, taps: &mut Taps) -> Result<ForwardOutput> {
-        let (_, t) = causal::check_input(&self.spec, input)?;
-        let mask = &input.decoder.mask;
-        let x = taps.apply("transformer.wte", input.decoder.embeds.clone())?;
-        let pos = taps.apply(
-            "transformer.wpe",
-            self.positions(mask, t)?.to_dtype(x.dtype())?,
-        )?;
-        let mut x = taps.apply(
-            "transformer.drop",
-            taps.dropout((x + pos)?, self.cfg.embd_pdrop)?,
-        )?;
-        taps.record_hidden("transformer.drop", &x);
-        let bias = ops::attention_bias(mask, t, 0, true, x.dtype())?;
-        let last = self.blocks.len().saturating_sub(1);
-        for (i, blk) in self.blocks.iter().enumerate() {
-            x = self.block(blk, &x, &bias, taps, None, None)?;
-            if i < last {
-                taps.record_hidden(&blk.names.block, &x);
-            }
-        }
-        let x = taps.apply("transformer.ln_f", self.ln(&x, &self.ln_f)?)?;
-        taps.record_hidden("transformer.ln_f", &x);
-        let x = causal::select_positions(&x, &input.logits_at)?;
-        let logits = taps.apply("lm_head", self.lm_head.forward(&x)?)?;
-        Ok(ForwardOutput { logits })
-    }
-
-    fn prefix_forward(
-        &self,
-        source: Option<&Tensor>,
-        embeds: &Tensor,
-    ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
-        if source.is_some() {
-            return None;
-        }
-        let run = || -> Result<Box<dyn PrefixBackward + '_>> {
-            let (rows, t, _) = embeds.dims3()?;
-            let mask = Tensor::ones((rows, t), DType::U8, embeds.device())?;
-            let pos = self.positions(&mask, t)?.to_dtype(embeds.dtype())?;
-            // The first block's input gradient is the embeddings' gradient (x = embeds + pos).
-            let mut x = (embeds.detach() + pos)?;
-            let bias = ops::attention_bias(&mask, t, 0, true, x.dtype())?;
-            let mut saved = Vec::with_capacity(self.blocks.len());
-            let mut taps = Taps::none();
-            for blk in &self.blocks {
-                x = self.block(blk, &x, &bias, &mut taps, None, Some(&mut saved))?;
-            }
-            let normed = self.ln(&x, &self.ln_f)?;
-            Ok(Box::new(SharedForward {
-                model: self,
-                blocks: saved,
-                last: x,
-                normed,
-            }))
-        };
-        Some(run())
-    }
-
-    fn tap_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = ["transformer.wte", "transformer.wpe", "transformer.drop"]
-            .map(String::from)
-            .to_vec();
-        for b in &self.blocks {
-            v.extend(b.names.all().iter().map(|s| s.to_string()));
-        }
-        v.extend(["transformer.ln_f".to_string(), "lm_head".to_string()]);
-        v
-    }
-
-    /// KV-cached decoding: the forward's ops on the new positions, no graph.
-    fn start_decoding(&self, start: &DecodeStart) -> Result<Box<dyn DecodingState + '_>> {
-        let n_layers = self.blocks.len();
-        causal::start_decoding(&self.spec, n_layers, start, |ids, mask, past, caches| {
-            let n = ids.dim(1)?;
-            let x = causal::lookup(&self.wte, ids)?;
-            let mut x = (&x + self.positions(mask, n)?)?;
-            let bias = ops::attention_bias(mask, n, past, true, x.dtype())?;
-            let mut taps = Taps::none();
-            for (blk, c) in self.blocks.iter().zip(caches.iter_mut()) {
-                x = self.block(blk, &x, &bias, &mut taps, Some(c), None)?;
-            }
-            let x = self.ln(&causal::last_position(&x)?, &self.ln_f)?;
-            self.lm_head.forward(&x)?.to_dtype(DType::F32)
-        })
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.ln(x, &self.ln_f)
     }
 }
 
