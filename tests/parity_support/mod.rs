@@ -146,10 +146,7 @@ pub fn aggregated_map_mismatches(
     let mut bad = Vec::new();
     for (side, got) in sides {
         let label = format!("{name} {side}");
-        match (
-            got.as_ref(),
-            want.get(side).filter(|v| !v.is_null()),
-        ) {
+        match (got.as_ref(), want.get(side).filter(|v| !v.is_null())) {
             (None, None) => {}
             (Some(_), None) => bad.push(format!("{label}: unexpected")),
             (None, Some(_)) => bad.push(format!("{label}: missing")),

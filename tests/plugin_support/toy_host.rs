@@ -42,7 +42,12 @@ impl ToyHost {
     }
 
     /// The attributed score and d score / d logits at position `p`.
-    pub fn score(&self, x: &[f32], p: usize, want_grad: bool) -> Result<(f32, Vec<f32>), PluginError> {
+    pub fn score(
+        &self,
+        x: &[f32],
+        p: usize,
+        want_grad: bool,
+    ) -> Result<(f32, Vec<f32>), PluginError> {
         self.inner.score(x, p, want_grad)
     }
 }

@@ -131,7 +131,8 @@ impl ModelHost<'_> {
         points: &[InputPoint],
         steps: &[u32],
     ) -> Result<GradientResponse, PluginError> {
-        let seq = self.seq(sequence)?;
+        let what = if ask.grad { "gradient request" } else { "score request" };
+        let seq = self.check_request(what, sequence, points, steps, ask.wrt)?;
         let enc_dec = !self.decoder_only();
         if let Some(&s) = steps
             .iter()
@@ -304,7 +305,7 @@ impl ModelHost<'_> {
     /// Per step: the aligned contrast target id, and (with `contrast_force_inputs`) the contrast
     /// logits `(steps × vocab, vocab)` of one contrast forward.
     #[allow(clippy::type_complexity)]
-    fn contrast_for_steps(
+    pub(super) fn contrast_for_steps(
         &self,
         seq: &EncodedSequence,
         steps: &[u32],

@@ -226,6 +226,10 @@ impl HostApi for ModelHost<'_> {
     }
 
     fn scores(&self, r: ScoreRequest) -> Result<SdkTensor, PluginError> {
+        if self.dropout_samples == 0 {
+            // One no-gradient forward per point for all its steps (`perturbed.rs`).
+            return self.score_points(r.sequence, &r.points, &r.steps);
+        }
         let ask = Ask {
             wrt: &Wrt::InputEmbeddings,
             grad: false,

@@ -196,7 +196,18 @@ pub fn encode_batch(
                 &special.eos,
                 opts.include_eos_baseline,
             ),
-            target_baseline: baseline_ids(&tgt, unk, &special.eos, opts.include_eos_baseline),
+            target_baseline: {
+                let mut b = baseline_ids(&tgt, unk, &special.eos, opts.include_eos_baseline);
+                // Inseq prepends the decoder-start id to encoder-decoder target baselines
+                // (`HuggingfaceModel.encode(as_targets=True)`): position 0 is never replaced
+                // (Marian starts with PAD, which would otherwise become UNK).
+                if !decoder_only {
+                    if let (Some(b0), Some(&t0)) = (b.first_mut(), tgt.first()) {
+                        *b0 = t0;
+                    }
+                }
+                b
+            },
             source_tokens,
             target_tokens: tokens(target_tok, &tgt),
             source_ids,

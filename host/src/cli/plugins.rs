@@ -170,7 +170,7 @@ fn parameters(schema: &str, registry_defaults: &Value) -> String {
     };
     let mut s = String::from("  parameters:\n");
     for (name, prop) in props {
-        let ty = type_name(prop);
+        let ty = type_name(prop, schema.get("$defs").or_else(|| schema.get("definitions")));
         let default = registry_defaults
             .get(name)
             .map(|v| format!("{v} (registry)"))
@@ -191,17 +191,44 @@ fn parameters(schema: &str, registry_defaults: &Value) -> String {
     s
 }
 
-fn type_name(prop: &Value) -> String {
+fn type_name(prop: &Value, defs: Option<&Value>) -> String {
+    // `$ref` (schemars puts enums and nested types under `$defs`).
+    if let Some(target) = prop
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+        .and_then(|name| defs?.get(name))
+    {
+        return type_name(target, defs);
+    }
+    // One of several string constants: an enum.
+    let alternatives = prop
+        .get("oneOf")
+        .or_else(|| prop.get("anyOf"))
+        .and_then(Value::as_array);
+    if let Some(alts) = alternatives {
+        let names: Vec<String> = alts
+            .iter()
+            .map(|a| match (a.get("const"), a.get("enum")) {
+                (Some(c), _) => c.to_string(),
+                (None, Some(Value::Array(e))) => {
+                    e.iter().map(Value::to_string).collect::<Vec<_>>().join("|")
+                }
+                _ => type_name(a, defs),
+            })
+            .collect();
+        return names.join("|");
+    }
     match prop.get("type") {
-        Some(Value::String(t)) => t.clone(),
+        Some(Value::String(t)) if prop.get("enum").is_none() => t.clone(),
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(Value::as_str)
             .collect::<Vec<_>>()
             .join("|"),
-        _ => prop
-            .get("enum")
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "any".into()),
+        _ => match prop.get("enum") {
+            Some(Value::Array(e)) => e.iter().map(Value::to_string).collect::<Vec<_>>().join("|"),
+            _ => "any".into(),
+        },
     }
 }
