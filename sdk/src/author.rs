@@ -62,17 +62,36 @@ pub trait AggregatorPlugin: PluginInfo {
     fn aggregate(&self, sequence: SequenceAttribution) -> Result<SequenceAttribution, PluginError>;
 }
 
-/// Parses a plugin's JSON parameters (an empty string means `{}`).
+/// Parses a plugin's JSON parameters (an empty string means `{}`; `{}` also fits a plugin whose
+/// `Params` is `()`).
 pub fn parse_params<P: DeserializeOwned>(plugin: &str, json: &str) -> Result<P, PluginError> {
     let json = if json.trim().is_empty() { "{}" } else { json };
-    serde_json::from_str(json).map_err(|e| {
-        PluginError::invalid_params(format!(
-            "parameters {json} don't fit the schema of '{plugin}': {e}"
-        ))
-    })
+    serde_json::from_str(json)
+        .or_else(|e| match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(m)) if m.is_empty() => serde_json::from_str("null"),
+            _ => Err(e),
+        })
+        .map_err(|e| {
+            PluginError::invalid_params(format!(
+                "parameters {json} don't fit the schema of '{plugin}': {e}"
+            ))
+        })
 }
 
 /// The JSON Schema of a parameter type, as a string.
 pub fn params_schema<P: schemars::JsonSchema>() -> String {
     serde_json::to_string(&schemars::schema_for!(P)).unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_params;
+
+    #[test]
+    fn unit_params_accept_an_empty_object_and_refuse_keys() {
+        parse_params::<()>("p", "{}").unwrap();
+        parse_params::<()>("p", "").unwrap();
+        let e = parse_params::<()>("p", r#"{"x": 1}"#).unwrap_err();
+        assert!(e.message.contains("don't fit the schema of 'p'"), "{e}");
+    }
 }

@@ -67,6 +67,69 @@
 //! # }
 //! ```
 //!
+//! ## A perturbation method
+//!
+//! A perturbation method asks for scores, not gradients: every perturbed input of a sequence
+//! goes in ONE [`Host::scores`] request, so that the host batches the forwards (and, for a
+//! causal model, reads every step of a point from one forward). [`toolkit::Occlusion`] builds
+//! the points and turns their scores back into per-token attributions:
+//!
+//! ```
+//! use rinseq_sdk::prelude::*;
+//!
+//! /// `f(x) − f(x with token i replaced by its baseline id)`, one score per token.
+//! pub struct LeaveOneOut;
+//!
+//! impl PluginInfo for LeaveOneOut {
+//!     const NAME: &'static str = "my_leave_one_out";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const DESCRIPTION: &'static str = "Score drop when each token is replaced.";
+//!     type Params = ();
+//!     fn capabilities() -> Capabilities {
+//!         // No flag: no gradients, no baselines callback, no internals.
+//!         Capabilities::method(Flags::NONE, OutputKind::Coarse, &[])
+//!     }
+//! }
+//!
+//! impl AttributionPlugin for LeaveOneOut {
+//!     fn new(_: ()) -> Result<Self, PluginError> { Ok(Self) }
+//!
+//!     fn attribute(&self, host: &Host<'_>, req: &AttributionRequest)
+//!         -> Result<AttributionOutput, PluginError> {
+//!         let sides = AttributedSides::of(host, req);
+//!         let mut out = AttributionOutput::default();
+//!         for (i, seq) in req.sequences.iter().enumerate() {
+//!             // Point 0: the input; then one point per token, that token replaced.
+//!             let occ = Occlusion::leave_one_out(seq, sides)?;
+//!             let scores = host.scores(ScoreRequest {
+//!                 sequence: i,
+//!                 points: occ.points.clone(),
+//!                 steps: seq.steps.clone(),
+//!             })?;
+//!             out.sequences.push(occ.drops(&scores)?); // `(len, steps)` per side
+//!         }
+//!         Ok(out)
+//!     }
+//! }
+//!
+//! rinseq_sdk::export_plugins! { attribution: [LeaveOneOut] }
+//!
+//! # fn main() -> Result<(), PluginError> {
+//! // On the test kit's toy model: the drop at position 0 for the first step is the score
+//! // difference the host itself reports.
+//! let toy = rinseq_sdk::testing::ToyHost::new(&[1, 2, 3, 4], 2);
+//! let out = toy.attribute(&LeaveOneOut)?;
+//! let drops = out.sequences[0].target.as_ref().unwrap();
+//! let direct = toy.host().scores(ScoreRequest {
+//!     sequence: 0,
+//!     points: vec![InputPoint::actual(), InputPoint::with_ids(Side::Target, vec![0, 2, 3, 4])],
+//!     steps: vec![2],
+//! })?;
+//! assert!((drops.at(&[0, 0]) - (direct.data[0] - direct.data[1])).abs() < 1e-6);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Register the built library in `registry.toml` (or pass `--plugin PATH`) and the host lists it
 //! with `rinseq plugins list`; no host rebuild is needed.
 //!
@@ -74,8 +137,9 @@
 //!
 //! The SDK's crate version is the plugin ABI version. Within a `0.y` series the ABI types are
 //! frozen; any change to them bumps `y`, and the host then rejects plugins built with another
-//! series ("built with rinseq-sdk X, host uses Y: rebuild the plugin"). Depend on
-//! `rinseq-sdk = "0.y"`.
+//! series ("built with rinseq-sdk X, host uses Y: rebuild the plugin"). The SDK is not on
+//! crates.io: depend on it by path or git (`sdk/Cargo.toml` stands alone), pinned to a `0.y`
+//! release.
 //!
 //! ## Panics
 //!
