@@ -56,6 +56,9 @@ impl Model for Fake {
     fn spec(&self) -> &ModelSpec {
         &self.spec
     }
+    fn device(&self) -> &candle_core::Device {
+        &candle_core::Device::Cpu
+    }
     fn embed(&self, _side: Side, _ids: &Tensor) -> Result<Tensor> {
         candle_core::bail!("not used")
     }

@@ -38,11 +38,18 @@ impl std::fmt::Debug for LoadOptions {
     }
 }
 
+/// The device models load on unless told otherwise: the one place a run's device is chosen
+/// (every tensor the host builds then follows the model's [`crate::models::Model::device`]).
+/// rinseq computes on the CPU today; a GPU build would choose here.
+pub fn default_device() -> Device {
+    Device::Cpu
+}
+
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             dtype: DType::F32,
-            device: Device::Cpu,
+            device: default_device(),
             plugins: default_plugin_sources(),
             registry: None,
             source: SourceConfig::from_env(),

@@ -190,7 +190,7 @@ impl ModelHost<'_> {
                 return Ok(None);
             }
             let order =
-                Tensor::new(order.as_slice(), &candle_core::Device::Cpu).map_err(host_err)?;
+                Tensor::new(order.as_slice(), self.model.device()).map_err(host_err)?;
             let all = Tensor::cat(&parts, 0)
                 .and_then(|a| a.index_select(&order, 0))
                 .map_err(host_err)?;

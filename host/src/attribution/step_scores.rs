@@ -1,7 +1,7 @@
 //! Step scores: step functions evaluated (without gradient) on the actual input at every step,
 //! with the contrast input's logits for contrastive functions.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rinseq_sdk::{abi::LoadedStepFunction, StepInput, TensorView};
 
 use super::host_model::host_err;
@@ -28,7 +28,7 @@ fn forward_at(
     positions: Vec<usize>,
     dropout: bool,
 ) -> Result<(Vec<f32>, usize), AttributionError> {
-    let device = Device::Cpu;
+    let device = model.device().clone();
     let side = |side: Side, ids: &[u32]| -> Result<SideInput, AttributionError> {
         let t = Tensor::new(ids, &device)
             .and_then(|t| t.unsqueeze(0))

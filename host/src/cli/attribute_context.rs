@@ -9,7 +9,6 @@
 use serde_json::{Map, Value};
 
 use super::aggregation_args::AggregationArgs;
-use candle_core::Device;
 
 use super::attribute::parse_object;
 use super::paths::check_writable;
@@ -245,7 +244,12 @@ pub fn run(
     let plugins = plugins(reg, &v.s, args.aggregation.spec()?)?;
     let dtype = model_dtype(&v.s.model_kwargs)?;
     let (loaded, defaults) =
-        load_with_defaults(&args.model, dtype, &Device::Cpu, &SourceConfig::from_env())?;
+        load_with_defaults(
+            &args.model,
+            dtype,
+            &crate::api::options::default_device(),
+            &SourceConfig::from_env(),
+        )?;
     let user = GenerationConfig::from_kwargs_value(Value::Object(v.s.generation_kwargs.clone()))?;
     let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec)?;
     let ContextRun {

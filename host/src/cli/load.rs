@@ -1,7 +1,7 @@
 //! Model loading shared by the subcommands: resolve `--model`, load it, read its generation
 //! defaults (the library API's [`crate::api::load_with_defaults`] on the CPU).
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 
 use crate::generation::GenerationConfig;
 use crate::models::load::LoadedModel;
@@ -17,7 +17,7 @@ pub fn load_with_defaults(
     Ok(crate::api::load_with_defaults(
         model,
         dtype,
-        &Device::Cpu,
+        &crate::api::options::default_device(),
         sources,
     )?)
 }

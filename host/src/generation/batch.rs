@@ -13,11 +13,13 @@ pub struct Rows {
     pub rows: Vec<Vec<u32>>,
     /// Left padding of each row.
     pub pad_lens: Vec<usize>,
+    /// The model's device, where ids and masks are built.
+    pub device: Device,
 }
 
 impl Rows {
-    /// Left-pads `prompts` with `pad` to a common length.
-    pub fn left_padded(prompts: &[Vec<u32>], pad: u32) -> Self {
+    /// Left-pads `prompts` with `pad` to a common length (tensors on `device`).
+    pub fn left_padded(prompts: &[Vec<u32>], pad: u32, device: &Device) -> Self {
         let len = prompts.iter().map(Vec::len).max().unwrap_or(0);
         let mut rows = Vec::with_capacity(prompts.len());
         let mut pad_lens = Vec::with_capacity(prompts.len());
@@ -28,7 +30,11 @@ impl Rows {
             rows.push(row);
             pad_lens.push(n);
         }
-        Rows { rows, pad_lens }
+        Rows {
+            rows,
+            pad_lens,
+            device: device.clone(),
+        }
     }
 
     /// Current (common) row length.
@@ -52,7 +58,7 @@ impl Rows {
         Ok(Tensor::from_vec(
             data,
             (self.rows.len(), len),
-            &Device::Cpu,
+            &self.device,
         )?)
     }
 
@@ -64,12 +70,16 @@ impl Rows {
             .iter()
             .flat_map(|r| r[len - n..].iter().copied())
             .collect();
-        Ok(Tensor::from_vec(data, (self.rows.len(), n), &Device::Cpu)?)
+        Ok(Tensor::from_vec(data, (self.rows.len(), n), &self.device)?)
     }
 }
 
-/// `(batch, len)` right-padded ids and mask for an encoder input.
-pub fn encoder_start(sources: &[Vec<u32>], pad: u32) -> Result<DecodeStart, GenerationError> {
+/// `(batch, len)` right-padded ids and mask for an encoder input, on `device`.
+pub fn encoder_start(
+    sources: &[Vec<u32>],
+    pad: u32,
+    device: &Device,
+) -> Result<DecodeStart, GenerationError> {
     let len = sources.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(sources.len() * len);
     let mut mask = Vec::with_capacity(sources.len() * len);
@@ -81,8 +91,8 @@ pub fn encoder_start(sources: &[Vec<u32>], pad: u32) -> Result<DecodeStart, Gene
     }
     let shape = (sources.len(), len);
     Ok(DecodeStart {
-        encoder_ids: Some(Tensor::from_vec(ids, shape, &Device::Cpu)?),
-        encoder_mask: Some(Tensor::from_vec(mask, shape, &Device::Cpu)?),
+        encoder_ids: Some(Tensor::from_vec(ids, shape, device)?),
+        encoder_mask: Some(Tensor::from_vec(mask, shape, device)?),
     })
 }
 

@@ -50,6 +50,7 @@ pub fn beam_search(
     let mut beams = Rows {
         rows: expand.iter().map(|&i| rows.rows[i].clone()).collect(),
         pad_lens: expand.iter().map(|&i| rows.pad_lens[i]).collect(),
+        device: rows.device.clone(),
     };
     let mut logits: Vec<Vec<f32>> = expand.iter().map(|&i| logits[i].clone()).collect();
     let mut items: Vec<Item> = (0..b)

@@ -135,7 +135,7 @@ pub fn generate(
                     p
                 })
                 .collect();
-            (batch::encoder_start(src, params.pad_token_id)?, prompts)
+            (batch::encoder_start(src, params.pad_token_id, model.device())?, prompts)
         }
         (ModelKind::DecoderOnly, Some(_)) => {
             return Err(GenerationError::BadInput(
@@ -151,7 +151,7 @@ pub fn generate(
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = Rows::left_padded(&prompts, params.pad_token_id);
+    let rows = Rows::left_padded(&prompts, params.pad_token_id, model.device());
     let procs = Processors {
         params,
         max_len: params.max_total_length(rows.len(), spec.max_positions),

@@ -87,10 +87,10 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
-/// Loads a model on the CPU in `dtype` (f32 default; f16 and f64 also work; bf16 is refused on
-/// CPU, where candle has no bf16 matmul).
+/// Loads a model on [`crate::api::options::default_device`] in `dtype` (f32 default; f16 and
+/// f64 also work).
 pub fn load_model(files: &ModelFiles, dtype: DType) -> Result<LoadedModel, ModelError> {
-    load_model_on(files, dtype, &Device::Cpu)
+    load_model_on(files, dtype, &crate::api::options::default_device())
 }
 
 /// [`load_model`] on a given device.

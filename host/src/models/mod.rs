@@ -181,6 +181,10 @@ pub trait Model: Send + Sync {
     /// Static facts about the model.
     fn spec(&self) -> &ModelSpec;
 
+    /// The device the weights live on: every tensor the host builds for this model goes there
+    /// (the one device choice of a run, made when the model is loaded).
+    fn device(&self) -> &candle_core::Device;
+
     /// Input embeddings for token ids `(batch, len)` -> `(batch, len, hidden)`, exactly as Inseq
     /// computes them (the embedding table, times `embed_scale` where the architecture has one;
     /// position embeddings are added inside [`Model::forward`], as HF does with `inputs_embeds`).

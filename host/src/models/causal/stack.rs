@@ -183,6 +183,10 @@ impl<A: CausalBackward> Model for CausalLm<A> {
         &self.spec
     }
 
+    fn device(&self) -> &candle_core::Device {
+        self.lm_head.w.device()
+    }
+
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         if side == Side::Encoder {
             return Err(

@@ -192,6 +192,10 @@ impl Model for Seq2Seq {
         &self.spec
     }
 
+    fn device(&self) -> &candle_core::Device {
+        self.lm_head.w.device()
+    }
+
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         let table = &self.stack(side).embed_tokens;
         let (b, t) = ids.dims2()?;

@@ -313,6 +313,10 @@ impl Model for T5 {
         &self.spec
     }
 
+    fn device(&self) -> &candle_core::Device {
+        self.lm_head.w.device()
+    }
+
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         let table = match side {
             Side::Encoder => &self.encoder.embed,
