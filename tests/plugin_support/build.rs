@@ -123,7 +123,7 @@ pub fn third_party_plugin() -> PathBuf {
 }
 
 /// The example plugin built against a copy of the SDK whose version is `version` (e.g. a
-/// future `0.2.0`): what a user gets when plugin and host come from different SDK series.
+/// future `0.3.0`): what a user gets when plugin and host come from different SDK series.
 pub fn plugin_built_with_sdk(version: &str) -> PathBuf {
     locked("sdk-variant", || {
         let base = third_party_target()
@@ -131,27 +131,16 @@ pub fn plugin_built_with_sdk(version: &str) -> PathBuf {
             .join(format!("sdk-{version}"));
         let sdk = base.join("sdk");
         let plugin = base.join("plugin");
+        // A fresh copy: files the SDK no longer has must not linger.
+        let _ = std::fs::remove_dir_all(sdk.join("src"));
         copy_dir(&root().join("sdk"), &sdk);
         copy_dir(&root().join("examples/third-party-plugin"), &plugin);
-        // A standalone SDK copy: workspace-inherited keys replaced, version bumped.
+        // The SDK's manifest stands alone: only its version changes.
         let manifest =
             std::fs::read_to_string(root().join("sdk/Cargo.toml")).expect("sdk manifest");
-        let ws = std::fs::read_to_string(root().join("Cargo.toml")).expect("workspace manifest");
-        let dep = |name: &str| {
-            ws.lines()
-                .find(|l| l.starts_with(&format!("{name} = ")))
-                .unwrap_or_else(|| panic!("workspace dependency {name}"))
-                .to_string()
-        };
-        let manifest = manifest
-            .replace("version = \"0.1.0\"", &format!("version = \"{version}\""))
-            .replace("edition.workspace = true", "edition = \"2021\"")
-            .replace("license.workspace = true", "")
-            .replace("rust-version.workspace = true", "")
-            .replace("abi_stable = { workspace = true }", &dep("abi_stable"))
-            .replace("serde = { workspace = true }", &dep("serde"))
-            .replace("serde_json = { workspace = true }", &dep("serde_json"))
-            .replace("schemars = { workspace = true }", &dep("schemars"));
+        let current = format!("version = \"{}\"", rinseq_sdk::SDK_VERSION);
+        assert!(manifest.contains(&current), "sdk/Cargo.toml has {current}");
+        let manifest = manifest.replace(&current, &format!("version = \"{version}\""));
         write_if_changed(&sdk.join("Cargo.toml"), &(manifest + "\n[workspace]\n"));
         let pm = std::fs::read_to_string(root().join("examples/third-party-plugin/Cargo.toml"))
             .expect("plugin manifest")

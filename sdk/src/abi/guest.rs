@@ -53,16 +53,29 @@ struct AttributionAdapter<T>(T);
 struct StepAdapter<T>(T);
 struct AggregatorAdapter<T>(T);
 
+/// [`ffi_guard`], then the context line `while` on any error, a caught panic included.
+fn guard_with<R, W: From<R>>(
+    name: &str,
+    while_: impl FnOnce() -> String,
+    f: impl FnOnce() -> Result<R, PluginError>,
+) -> RResult<W, wire::PluginError> {
+    match ffi_guard::<R, W>(name, f) {
+        RResult::RErr(e) => {
+            RResult::RErr(PluginError::from(e).with_context(while_()).into())
+        }
+        ok => ok,
+    }
+}
+
 impl<T: AttributionPlugin> AttributionMethod for AttributionAdapter<T> {
     fn attribute(
         &self,
         host: HostModelRef<'_>,
         request: wire::AttributionRequest,
     ) -> RResult<wire::AttributionOutput, wire::PluginError> {
-        ffi_guard(T::NAME, || {
-            self.0
-                .attribute(&Host::remote(host), &request.into())
-                .map_err(|e| e.with_context(format!("running attribution method '{}'", T::NAME)))
+        let ctx = || format!("running attribution method '{}'", T::NAME);
+        guard_with(T::NAME, ctx, || {
+            self.0.attribute(&Host::remote(host), &request.into())
         })
     }
 }
@@ -73,11 +86,8 @@ impl<T: StepFunctionPlugin> StepFunction for StepAdapter<T> {
     }
 
     fn compute(&self, input: wire::StepInput<'_>) -> RResult<wire::StepOutput, wire::PluginError> {
-        ffi_guard(T::NAME, || {
-            self.0
-                .compute(&input.plain())
-                .map_err(|e| e.with_context(format!("running step function '{}'", T::NAME)))
-        })
+        let ctx = || format!("running step function '{}'", T::NAME);
+        guard_with(T::NAME, ctx, || self.0.compute(&input.plain()))
     }
 }
 
@@ -86,11 +96,8 @@ impl<T: AggregatorPlugin> Aggregator for AggregatorAdapter<T> {
         &self,
         sequence: wire::SequenceAttribution,
     ) -> RResult<wire::SequenceAttribution, wire::PluginError> {
-        ffi_guard(T::NAME, || {
-            self.0
-                .aggregate(sequence.into())
-                .map_err(|e| e.with_context(format!("running aggregator '{}'", T::NAME)))
-        })
+        let ctx = || format!("running aggregator '{}'", T::NAME);
+        guard_with(T::NAME, ctx, || self.0.aggregate(sequence.into()))
     }
 }
 
