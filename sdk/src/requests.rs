@@ -42,7 +42,8 @@ pub enum PointSide {
     Actual,
     /// Replace the embeddings (or the activation) by this `(len, hidden)` tensor.
     Values(Tensor),
-    /// Replace the input by these token ids (perturbation methods; not with [`Wrt::Layer`]).
+    /// Replace the input by these token ids (perturbation methods; with [`Wrt::Layer`], the
+    /// layer's activation at these inputs, e.g. a baseline).
     Ids(Vec<TokenId>),
 }
 

@@ -4,33 +4,12 @@
 
 use rinseq_sdk::Token;
 
-use super::sequence::EncodedSequence;
+use super::sequence::{ContrastSequence, EncodedSequence};
 use super::AttributionError;
 use crate::models::tokenizer::TextTokenizer;
 
 /// Inseq's separator in a renamed target token: `"{contrast} → {target}"`.
 pub const RENAME_SEPARATOR: &str = " → ";
-
-/// The contrastive counterpart of one encoded sequence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContrastSequence {
-    /// Encoder ids of the contrast (the original source when no `contrast_sources`).
-    pub source_ids: Vec<u32>,
-    /// Decoder ids of the contrast (decoder-only: prompt included).
-    pub target_ids: Vec<u32>,
-    /// For every original target position, the aligned contrast position.
-    pub aligned: Vec<usize>,
-    /// The original target tokens as Inseq's output names them (see [`rename_targets`]); a plain
-    /// copy when only `contrast_sources` were given.
-    pub renamed_targets: Vec<Token>,
-}
-
-impl ContrastSequence {
-    /// The contrast position aligned with original target position `pos`.
-    pub fn position(&self, pos: usize) -> usize {
-        self.aligned[pos]
-    }
-}
 
 /// Aligns the attributed target positions `[start, end)` with contrast positions as Inseq's
 /// `get_adjusted_alignments(fill_missing=True)` does: an explicit `(orig, contrast)` pair wins
@@ -189,7 +168,10 @@ mod tests {
         let contrast: Vec<String> = ["x", "c", "y"].iter().map(|s| s.to_string()).collect();
         // Position 0 is outside the range, position 2 aligns with an identical token.
         let got = rename_targets(&target, &contrast, &[2, 0, 1, 2], 1, 4);
-        let got: Vec<(String, i64)> = got.iter().map(|t| (t.text.to_string(), t.id.map_or(-1, i64::from))).collect();
+        let got: Vec<(String, i64)> = got
+            .iter()
+            .map(|t| (t.text.to_string(), t.id.map_or(-1, i64::from)))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -125,6 +125,9 @@ mod tests {
         assert_eq!(tokens_per_forward(&s, 0, 16, 64), 16, "one row at least");
         assert!(row_fits(&s, 64 << 30, 1024).is_ok());
         let e = row_fits(&s, 1 << 30, 1024).unwrap_err();
-        assert!(e.contains("1024 tokens") && e.contains("--max-memory"), "{e}");
+        assert!(
+            e.contains("1024 tokens") && e.contains("--max-memory"),
+            "{e}"
+        );
     }
 }

@@ -7,30 +7,22 @@
 //! forwards ([`forward`]) that call the attributed step-function plugin for the target and its
 //! gradient → step scores are recorded → the caller turns the result into Inseq's output model.
 
-pub mod check;
 pub mod contrast;
-pub mod evaluate;
-pub mod forward;
-pub mod host_model;
-pub mod internals;
-pub mod layer;
 pub mod memory;
-pub mod perturbed;
 pub mod plan;
 pub mod result;
 pub mod sequence;
-pub mod shared;
-pub mod step_scores;
+pub mod serve;
 
 use std::time::Instant;
 
 use rinseq_sdk::{
-    abi::LoadedMethod, AttributionRequest, SequenceScores, abi::LoadedStepFunction, Token,
+    abi::LoadedMethod, abi::LoadedStepFunction, AttributionRequest, SequenceScores, Token,
 };
 use thiserror::Error;
 
-pub use host_model::ModelHost;
 pub use sequence::{baseline_ids, EncodedSequence};
+pub use serve::ModelHost;
 
 use crate::generation::{generate, GenerationError, GenerationInput, GenerationParams};
 use crate::models::load::LoadedModel;
@@ -82,7 +74,7 @@ pub struct AttributeOptions {
     /// forward is reused and only the target id changes, as in Inseq).
     pub contrast_force_inputs: bool,
     /// Tokens (rows × sequence length) per batched differentiable forward: bounds the
-    /// activations kept for the backward pass (default [`host_model::DEFAULT_TOKENS_PER_FORWARD`]).
+    /// activations kept for the backward pass (default [`serve::DEFAULT_TOKENS_PER_FORWARD`]).
     pub tokens_per_forward: Option<usize>,
     /// The memory budget in bytes (default: half of the machine's memory): lowers
     /// `tokens_per_forward` when needed and refuses a sequence too long for it.
@@ -418,7 +410,7 @@ pub fn attribute(
             memory::row_fits(&loaded.spec, budget, max_len).map_err(AttributionError::BadInput)?;
         }
         let tokens_per_forward = opts.tokens_per_forward.unwrap_or_else(|| {
-            let default = host_model::DEFAULT_TOKENS_PER_FORWARD;
+            let default = serve::DEFAULT_TOKENS_PER_FORWARD;
             memory::tokens_per_forward(&loaded.spec, budget, max_len, default)
         });
         let host = ModelHost {
@@ -439,15 +431,15 @@ pub fn attribute(
             attribute_target: host.attribute_target,
         };
         let mut result = method.attribute(&host, &request)?;
-        let expected = check::Expected {
+        let expected = result::check::Expected {
             method: &method.name,
             kind: method.capabilities.output,
             encoder_decoder: !decoder_only,
             attribute_target: host.attribute_target,
         };
-        check::check_output(&expected, chunk, &mut result)?;
+        result::check::check_output(&expected, chunk, &mut result)?;
         for (seq, scores) in chunk.iter().zip(result.sequences) {
-            let recorded = step_scores::record(loaded.model.as_ref(), seq, step_scores)?;
+            let recorded = result::step_scores::record(loaded.model.as_ref(), seq, step_scores)?;
             out.push(AttributedSequence {
                 sequence: seq.clone(),
                 scores,

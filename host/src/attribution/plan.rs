@@ -2,7 +2,7 @@
 //! step scores must fit together and fit the options (Inseq raises these as `ValueError`s or
 //! `RuntimeError`s mid-run).
 
-use rinseq_sdk::{abi::LoadedMethod, Flags, abi::LoadedStepFunction};
+use rinseq_sdk::{abi::LoadedMethod, abi::LoadedStepFunction, Flags};
 
 use super::{AttributeOptions, AttributionError};
 use crate::plugins::Instance;

@@ -23,7 +23,7 @@ pub struct EncodedSequence {
     /// Baseline ids of the target.
     pub target_baseline: Vec<u32>,
     /// The contrastive input, when `contrast_targets` / `contrast_sources` were given.
-    pub contrast: Option<super::contrast::ContrastSequence>,
+    pub contrast: Option<ContrastSequence>,
 }
 
 impl EncodedSequence {
@@ -60,4 +60,25 @@ pub fn baseline_ids(
             }
         })
         .collect()
+}
+
+/// The contrastive counterpart of one encoded sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContrastSequence {
+    /// Encoder ids of the contrast (the original source when no `contrast_sources`).
+    pub source_ids: Vec<u32>,
+    /// Decoder ids of the contrast (decoder-only: prompt included).
+    pub target_ids: Vec<u32>,
+    /// For every original target position, the aligned contrast position.
+    pub aligned: Vec<usize>,
+    /// The original target tokens as Inseq's output names them (see [`super::contrast::rename_targets`]); a plain
+    /// copy when only `contrast_sources` were given.
+    pub renamed_targets: Vec<Token>,
+}
+
+impl ContrastSequence {
+    /// The contrast position aligned with original target position `pos`.
+    pub fn position(&self, pos: usize) -> usize {
+        self.aligned[pos]
+    }
 }

@@ -15,11 +15,11 @@
 
 use candle_core::Tensor;
 use rayon::prelude::*;
-use rinseq_sdk::{HostApi, ErrorCode, GradientResponse, PluginError, Tensor as SdkTensor};
+use rinseq_sdk::{ErrorCode, GradientResponse, HostApi, PluginError, Tensor as SdkTensor};
 
 use super::forward::{score_rows, RowContrast};
-use super::host_model::{host_err, to_sdk, ModelHost};
-use super::sequence::EncodedSequence;
+use super::host::{host_err, to_sdk, ModelHost};
+use crate::attribution::sequence::EncodedSequence;
 use crate::models::backward::Streams;
 
 /// Tokens (points × prefix length) whose activations one shared forward keeps, in multiples
@@ -189,8 +189,7 @@ impl ModelHost<'_> {
             if !grad || parts.is_empty() {
                 return Ok(None);
             }
-            let order =
-                Tensor::new(order.as_slice(), self.model.device()).map_err(host_err)?;
+            let order = Tensor::new(order.as_slice(), self.model.device()).map_err(host_err)?;
             let all = Tensor::cat(&parts, 0)
                 .and_then(|a| a.index_select(&order, 0))
                 .map_err(host_err)?;

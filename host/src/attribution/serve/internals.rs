@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use candle_core::Tensor;
 use rinseq_sdk::{InternalsRequest, InternalsResponse, InterventionOp, NamedTensor, PluginError};
 
-use super::host_model::{host_err, to_sdk, ModelHost};
+use super::host::{host_err, to_sdk, ModelHost};
 use super::layer::single_input;
 use crate::models::{Side as ModelSide, Taps};
 

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use candle_core::{DType, Tensor};
 use rinseq_sdk::{PluginError, Side};
 
-use super::host_model::host_err;
+use super::host::host_err;
 use crate::models::{ForwardInput, LogitPositions, Model, SideInput, Taps};
 
 /// A tap a layer request points at.

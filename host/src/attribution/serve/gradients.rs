@@ -2,15 +2,14 @@
 
 use candle_core::Tensor;
 use rinseq_sdk::{
-    HostApi,
-    ErrorCode, GradientResponse, GradientRule, InputPoint, PluginError, PointSide, Side,
+    ErrorCode, GradientResponse, GradientRule, HostApi, InputPoint, PluginError, PointSide, Side,
     Tensor as SdkTensor, Wrt,
 };
 
 use super::forward::{run_rows, GradMode, RowContrast, RowResult, Rows};
-use super::host_model::{host_err, to_sdk, ModelHost};
+use super::host::{host_err, to_sdk, ModelHost};
 use super::layer::{activation_at, LayerTap};
-use super::sequence::EncodedSequence;
+use crate::attribution::sequence::EncodedSequence;
 use crate::models::Side as ModelSide;
 
 /// Splits `n` step-major rows (ascending steps) into chunks of at most `budget` tokens
@@ -131,7 +130,11 @@ impl ModelHost<'_> {
         points: &[InputPoint],
         steps: &[u32],
     ) -> Result<GradientResponse, PluginError> {
-        let what = if ask.grad { "gradient request" } else { "score request" };
+        let what = if ask.grad {
+            "gradient request"
+        } else {
+            "score request"
+        };
         let seq = self.check_request(what, sequence, points, steps, ask.wrt)?;
         let enc_dec = !self.decoder_only();
         if let Some(&s) = steps
@@ -270,7 +273,7 @@ impl ModelHost<'_> {
         }
         let ns = steps.len();
         let scores: Vec<f32> = order.iter().map(|&i| scores[i as usize]).collect();
-        let order = Tensor::new(order.as_slice(), &candle_core::Device::Cpu).map_err(host_err)?;
+        let order = Tensor::new(order.as_slice(), self.model.device()).map_err(host_err)?;
         let gather = |parts: Vec<Tensor>| -> Result<Option<SdkTensor>, PluginError> {
             if parts.is_empty() {
                 return Ok(None);
@@ -317,10 +320,12 @@ impl ModelHost<'_> {
         let ids = aligned.iter().map(|&p| c.target_ids[p]).collect();
         let logits = if self.force_contrast_inputs {
             let positions = aligned.iter().map(|p| p - 1).collect();
-            Some(
-                super::step_scores::logits_at(self.model, &c.source_ids, &c.target_ids, positions)
-                    .map_err(|e| host_err(e.to_string()))?,
-            )
+            Some(super::logits::logits_at(
+                self.model,
+                &c.source_ids,
+                &c.target_ids,
+                positions,
+            )?)
         } else {
             None
         };

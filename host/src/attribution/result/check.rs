@@ -6,8 +6,8 @@
 use rinseq_sdk::layout::mask_future_positions;
 use rinseq_sdk::{AttributionOutput, OutputKind, SequenceScores, Tensor};
 
-use super::sequence::EncodedSequence;
-use super::AttributionError;
+use crate::attribution::sequence::EncodedSequence;
+use crate::attribution::AttributionError;
 
 /// What the host expects of one method's output.
 pub struct Expected<'a> {
@@ -51,18 +51,33 @@ fn check_sequence(
 ) -> Result<(), AttributionError> {
     let n_steps = seq.steps.len();
     let sides = [
-        ("source", e.encoder_decoder, seq.source_ids.len(), &mut scores.source),
-        ("target", e.attribute_target, seq.target_ids.len(), &mut scores.target),
+        (
+            "source",
+            e.encoder_decoder,
+            seq.source_ids.len(),
+            &mut scores.source,
+        ),
+        (
+            "target",
+            e.attribute_target,
+            seq.target_ids.len(),
+            &mut scores.target,
+        ),
     ];
     for (side, wanted, len, tensor) in sides {
         match (wanted, tensor.as_ref()) {
             (true, None) => {
-                return Err(bad(e, format!("returned no {side} attributions for sequence {i}")))
+                return Err(bad(
+                    e,
+                    format!("returned no {side} attributions for sequence {i}"),
+                ))
             }
             (false, Some(t)) if !t.data.is_empty() => {
                 return Err(bad(
                     e,
-                    format!("returned {side} attributions for sequence {i}, which were not asked for"),
+                    format!(
+                        "returned {side} attributions for sequence {i}, which were not asked for"
+                    ),
                 ))
             }
             (false, Some(_)) => *tensor = None,
@@ -96,7 +111,9 @@ fn check_shape(
     len: usize,
     n_steps: usize,
 ) -> Result<(), AttributionError> {
-    let extra = e.kind.map_or(t.ndim().saturating_sub(2), OutputKind::extra_dims);
+    let extra = e
+        .kind
+        .map_or(t.ndim().saturating_sub(2), OutputKind::extra_dims);
     let fits = t.ndim() == 2 + extra
         && t.shape[0] == len
         && t.shape[1] == n_steps
@@ -172,7 +189,9 @@ mod tests {
             let e = check_output(&expected(), &[seq()], &mut output(shape.clone())).unwrap_err();
             let msg = e.to_string();
             assert!(
-                msg.contains("'m'") && msg.contains(&format!("{shape:?}")) && msg.contains("4 tokens, 2 steps"),
+                msg.contains("'m'")
+                    && msg.contains(&format!("{shape:?}"))
+                    && msg.contains("4 tokens, 2 steps"),
                 "{msg}"
             );
         }

@@ -9,9 +9,9 @@
 use std::cell::RefCell;
 
 use candle_core::{DType, Device, Tensor, Var};
-use rinseq_sdk::{ErrorCode, PluginError, abi::LoadedStepFunction, StepInput, TensorView};
+use rinseq_sdk::{abi::LoadedStepFunction, ErrorCode, PluginError, StepInput, TensorView};
 
-use super::host_model::host_err;
+use super::host::host_err;
 use super::layer::LayerTap;
 use crate::models::{ForwardInput, LogitPositions, Model, SideInput, Taps};
 
@@ -306,15 +306,14 @@ pub fn score_rows(
         .iter()
         .map(|s| TensorView::new(&shape, s))
         .collect::<Result<Vec<_>, _>>()?;
-    let out = target_fn
-        .compute(&StepInput {
-            logits: TensorView::new(&shape, logits)?,
-            target_ids,
-            contrast_logits,
-            contrast_target_ids: contrast_ids,
-            dropout_logits: sample_views,
-            want_grad,
-        })?;
+    let out = target_fn.compute(&StepInput {
+        logits: TensorView::new(&shape, logits)?,
+        target_ids,
+        contrast_logits,
+        contrast_target_ids: contrast_ids,
+        dropout_logits: sample_views,
+        want_grad,
+    })?;
     let scores = out.scores.to_vec();
     if !want_grad {
         return Ok((scores, None));

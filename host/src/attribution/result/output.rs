@@ -3,12 +3,12 @@
 
 use rinseq_sdk::{NamedTensor, SequenceAttribution, Tensor};
 
-use super::AttributedSequence;
+use crate::attribution::AttributedSequence;
 
 /// Inseq's sequence view of one attributed sequence. Decoder-only: `source` is the prompt
 /// (`target[..attr_pos_start]`) and only target attributions exist; the target axis stops at
 /// `attr_pos_end`, as in Inseq. With `contrast_targets` the target tokens are named as Inseq
-/// names them (`"{contrast} → {target}"`, id -1, see [`super::contrast::rename_targets`]).
+/// names them (`"{contrast} → {target}"`, id -1, see [`crate::attribution::contrast::rename_targets`]).
 pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttribution {
     let seq = &a.sequence;
     let target = seq
@@ -67,7 +67,7 @@ pub fn sequence_class(kind: Option<rinseq_sdk::OutputKind>) -> crate::output::Se
 
 /// The whole run as Inseq's `FeatureAttributionOutput` (raw, not aggregated, as Inseq saves it).
 pub fn to_output(
-    run: &super::AttributionRun,
+    run: &crate::attribution::AttributionRun,
     decoder_only: bool,
     class: crate::output::SequenceClass,
     mut info: serde_json::Map<String, serde_json::Value>,

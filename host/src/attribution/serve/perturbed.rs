@@ -1,0 +1,233 @@
+//! Score requests (perturbation methods): request validation shared with gradient requests, and
+//! the scores of many perturbed inputs from batched no-gradient forwards.
+//!
+//! Each point runs **one** forward over the prefix the request's last step needs, and every
+//! step reads its logits from it (`LogitPositions::These`): a causal decoder's logits at
+//! position `p − 1` only see positions `< p`, so one forward serves every step, where Inseq runs
+//! one forward per step per perturbation. Points are stacked into batches of at most
+//! [`SCORE_TOKENS_FACTOR`] × `tokens_per_forward` tokens, which run side by side on the rayon
+//! pool. No activation is kept (no gradient), so memory stays at one batch's activations.
+//!
+//! Not done: reusing the KV cache of the unperturbed prefix up to a point's first perturbed
+//! position. The public `Model` interface offers a KV cache only through
+//! `Model::start_decoding`, which takes token ids and returns the logits of the *last* position
+//! of each call: the steps after the prefix would have to be fed one token per call (one
+//! sequential batched decode per attributed step), which on CPU costs more than the prefix it
+//! saves (for occlusion the perturbed positions are spread over the whole prefix, so on average
+//! half of each point's tokens would be saved, against `steps` sequential calls of small matrix
+//! products instead of one large one).
+
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
+use rinseq_sdk::{
+    ErrorCode, HostApi, InputPoint, PluginError, PointSide, Side, Tensor as SdkTensor, Wrt,
+};
+
+use super::forward::{score_rows, RowContrast};
+use super::host::{host_err, ModelHost};
+use crate::attribution::sequence::EncodedSequence;
+use crate::models::{ForwardInput, LogitPositions, Side as ModelSide, SideInput, Taps};
+
+/// Tokens (points × prefix length) per batched scoring forward, in multiples of
+/// [`ModelHost::tokens_per_forward`]: no activation is kept for a backward pass, so batches can
+/// be larger than gradient batches.
+pub const SCORE_TOKENS_FACTOR: usize = 8;
+
+fn invalid(what: &str, message: String) -> PluginError {
+    PluginError::new(ErrorCode::InvalidParams, format!("{what}: {message}"))
+}
+
+impl ModelHost<'_> {
+    /// Checks a request's sequence, steps and points against the rules of
+    /// `rinseq_sdk::requests` (one-line errors naming the request, the rule and the fix).
+    pub(super) fn check_request(
+        &self,
+        what: &str,
+        sequence: usize,
+        points: &[InputPoint],
+        steps: &[u32],
+        wrt: &Wrt,
+    ) -> Result<&EncodedSequence, PluginError> {
+        let seq = self.seq(sequence).map_err(|e| {
+            invalid(
+                what,
+                format!("{}: ask for sequences of the current request", e.message),
+            )
+        })?;
+        if let Some(s) = steps.iter().find(|&&s| !seq.steps.contains(&(s as usize))) {
+            return Err(invalid(
+                what,
+                format!(
+                    "step {s} is not one of sequence {sequence}'s attributed steps {:?}: ask only \
+                     for steps from SequenceInput::steps",
+                    seq.steps
+                ),
+            ));
+        }
+        let spec = self.model.spec();
+        let (vocab, hidden) = (spec.vocab_size, spec.hidden_size);
+        for (i, p) in points.iter().enumerate() {
+            for (side, ps) in [(Side::Source, &p.source), (Side::Target, &p.target)] {
+                if side == Side::Source && self.decoder_only() {
+                    continue; // ignored for decoder-only models
+                }
+                let (name, len) = match side {
+                    Side::Source => ("source", seq.source_ids.len()),
+                    Side::Target => ("target", seq.target_ids.len()),
+                };
+                match ps {
+                    PointSide::Actual => {}
+                    PointSide::Ids(ids) => {
+                        if ids.len() != len {
+                            return Err(invalid(
+                                what,
+                                format!(
+                                    "point {i} has {} {name} ids, the sequence's {name} has \
+                                     {len} tokens: give one id per token (a perturbation \
+                                     replaces tokens, it does not insert or drop them)",
+                                    ids.len()
+                                ),
+                            ));
+                        }
+                        if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+                            return Err(invalid(
+                                what,
+                                format!(
+                                    "point {i} has {name} id {id}, outside the vocabulary of \
+                                     {vocab}: use ids below {vocab}"
+                                ),
+                            ));
+                        }
+                    }
+                    PointSide::Values(t) => {
+                        let ok = match wrt {
+                            Wrt::InputEmbeddings => t.shape.as_slice() == [len, hidden],
+                            // A tap's activation may be wider than the embeddings.
+                            Wrt::Layer { .. } => t.shape.len() == 2,
+                        };
+                        if !ok {
+                            return Err(invalid(
+                                what,
+                                format!(
+                                    "point {i} has {name} values of shape {:?}, expected \
+                                     ({len}, {hidden}) = ({name} tokens, hidden size): give one \
+                                     embedding row per token",
+                                    t.shape.as_slice()
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Attributed-function scores `(points, steps)` of many points: one no-gradient forward per
+    /// point for all its steps, points batched (see the module docs).
+    pub(super) fn score_points(
+        &self,
+        sequence: usize,
+        points: &[InputPoint],
+        steps: &[u32],
+    ) -> Result<SdkTensor, PluginError> {
+        let seq = self.check_request(
+            "score request",
+            sequence,
+            points,
+            steps,
+            &Wrt::InputEmbeddings,
+        )?;
+        let (np, ns) = (points.len(), steps.len());
+        if np == 0 || ns == 0 {
+            return SdkTensor::new(vec![np, ns], vec![]);
+        }
+        let enc_dec = !self.decoder_only();
+        // The prefix every step needs: logits at position `step − 1` see `target[..step]`.
+        let len = steps.iter().copied().max().unwrap_or(1).max(1) as usize;
+        let src_len = if enc_dec { seq.source_ids.len() } else { 0 };
+        let budget = self.tokens_per_forward.max(1) * SCORE_TOKENS_FACTOR;
+        let per_batch = (budget / (len + src_len).max(1)).clamp(1, np);
+        let contrast = self.contrast_for_steps(seq, steps)?;
+        let positions: Vec<usize> = steps.iter().map(|&s| s as usize - 1).collect();
+        let step_ids: Vec<u32> = steps.iter().map(|&s| seq.target_ids[s as usize]).collect();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let device = self.model.device().clone();
+        let ones = |rows: usize, n: usize| Tensor::ones((rows, n), DType::U8, &device);
+        let run = |range: std::ops::Range<usize>| -> Result<Vec<f32>, PluginError> {
+            let rows = range.len();
+            let targets = points[range.clone()]
+                .iter()
+                .map(|p| {
+                    self.point_side(ModelSide::Decoder, &seq.target_ids, &p.target)
+                        .and_then(|t| t.narrow(0, 0, len).map_err(host_err))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let decoder = SideInput {
+                embeds: Tensor::stack(&targets, 0).map_err(host_err)?,
+                mask: ones(rows, len).map_err(host_err)?,
+            };
+            let encoder = if enc_dec {
+                let sources = points[range.clone()]
+                    .iter()
+                    .map(|p| self.point_side(ModelSide::Encoder, &seq.source_ids, &p.source))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(SideInput {
+                    embeds: Tensor::stack(&sources, 0).map_err(host_err)?,
+                    mask: ones(rows, src_len).map_err(host_err)?,
+                })
+            } else {
+                None
+            };
+            let input = ForwardInput {
+                encoder,
+                decoder,
+                logits_at: LogitPositions::These(positions.clone()),
+            };
+            let logits = self
+                .model
+                .forward(&input, &mut Taps::none())
+                .map_err(host_err)?
+                .logits;
+            let values: Vec<f32> = logits
+                .to_dtype(DType::F32)
+                .and_then(|l| l.flatten_all())
+                .and_then(|l| l.to_vec1())
+                .map_err(host_err)?;
+            let vocab = values.len() / (rows * ns);
+            let target_ids: Vec<u32> = (0..rows).flat_map(|_| step_ids.iter().copied()).collect();
+            let row_contrast = contrast.as_ref().map(|(ids, logits)| RowContrast {
+                target_ids: (0..rows).flat_map(|_| ids.iter().copied()).collect(),
+                logits: logits.as_ref().map(|(l, v)| {
+                    (0..rows)
+                        .flat_map(|_| l[..ns * v].iter().copied())
+                        .collect()
+                }),
+            });
+            debug_assert_eq!(values.len(), rows * ns * vocab);
+            let (scores, _) = score_rows(
+                self.target_fn,
+                &values,
+                &target_ids,
+                row_contrast.as_ref(),
+                &[],
+                false,
+            )?;
+            let so_far = done.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+            if !self.progress(so_far + rows as u64, np as u64) {
+                return Err(PluginError::new(ErrorCode::Cancelled, "cancelled"));
+            }
+            Ok(scores)
+        };
+        let batches: Vec<std::ops::Range<usize>> = (0..np)
+            .step_by(per_batch)
+            .map(|s| s..(s + per_batch).min(np))
+            .collect();
+        let parts: Vec<Vec<f32>> = if batches.len() > 1 {
+            batches.into_par_iter().map(run).collect::<Result<_, _>>()?
+        } else {
+            batches.into_iter().map(run).collect::<Result<_, _>>()?
+        };
+        SdkTensor::new(vec![np, ns], parts.concat())
+    }
+}
