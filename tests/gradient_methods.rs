@@ -26,9 +26,7 @@ fn registry() -> PluginRegistry {
 
 fn run(reg: &PluginRegistry, host: &LayerToy, method: &str, params: Value) -> SequenceScores {
     let m = reg.attribution(method, &params).unwrap();
-    let out = m
-        .attribute(host.as_ref(), &host.request)
-        .unwrap();
+    let out = m.attribute(host.as_ref(), &host.request).unwrap();
     assert_eq!(out.sequences.len(), 1);
     out.sequences.into_iter().next().unwrap()
 }
@@ -40,8 +38,7 @@ fn run_err(
     params: Value,
 ) -> rinseq_sdk::PluginError {
     let m = reg.attribution(method, &params).unwrap();
-    m.attribute(host.as_ref(), &host.request)
-        .unwrap_err()
+    m.attribute(host.as_ref(), &host.request).unwrap_err()
 }
 
 fn target(s: &SequenceScores) -> Tensor {

@@ -52,7 +52,11 @@ fn scaffold(tmp: &Path, name: &str, kind: &str) -> PathBuf {
 
 #[test]
 fn every_kind_of_scaffold_builds_tests_and_loads() {
-    for name in ["rinseq_step_functions", "rinseq_aggregators", "rinseq_gradient_methods"] {
+    for name in [
+        "rinseq_step_functions",
+        "rinseq_aggregators",
+        "rinseq_gradient_methods",
+    ] {
         workspace_plugin(name);
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -71,23 +75,47 @@ fn every_kind_of_scaffold_builds_tests_and_loads() {
     let (ok, _, err) = rinseq(
         &root(),
         &[
-            "--plugin", lib_m, "--plugin", lib_s,
-            "attribute", "-m", model.to_str().unwrap(), "-a", "my_method",
-            "--attributed-fn", "my_step", "--step-scores", "my_step",
-            "-i", "Hello world", "--generation-kwargs", "{\"max_new_tokens\": 3}",
-            "-o", out.to_str().unwrap(),
+            "--plugin",
+            lib_m,
+            "--plugin",
+            lib_s,
+            "attribute",
+            "-m",
+            model.to_str().unwrap(),
+            "-a",
+            "my_method",
+            "--attributed-fn",
+            "my_step",
+            "--step-scores",
+            "my_step",
+            "-i",
+            "Hello world",
+            "--generation-kwargs",
+            "{\"max_new_tokens\": 3}",
+            "-o",
+            out.to_str().unwrap(),
         ],
     );
     assert!(ok, "{err}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let text = json.to_string();
-    assert!(text.contains("my_method") && text.contains("my_step"), "{text}");
+    assert!(
+        text.contains("my_method") && text.contains("my_step"),
+        "{text}"
+    );
 
     // The new aggregator on the saved file.
     let (ok, shown, err) = rinseq(
         &root(),
-        &["--plugin", lib_a, "show", out.to_str().unwrap(), "--aggregator", "my_agg"],
+        &[
+            "--plugin",
+            lib_a,
+            "show",
+            out.to_str().unwrap(),
+            "--aggregator",
+            "my_agg",
+        ],
     );
     assert!(ok, "{err}");
     assert!(!shown.is_empty());
@@ -95,7 +123,9 @@ fn every_kind_of_scaffold_builds_tests_and_loads() {
     // The listing says where each came from.
     let (ok, listed, err) = rinseq(
         &root(),
-        &["--plugin", lib_m, "--plugin", lib_s, "--plugin", lib_a, "plugins", "list"],
+        &[
+            "--plugin", lib_m, "--plugin", lib_s, "--plugin", lib_a, "plugins", "list",
+        ],
     );
     assert!(ok, "{err}");
     for name in ["my_method", "my_step", "my_agg"] {
@@ -110,10 +140,10 @@ fn bad_names_and_existing_folders_are_refused() {
     assert!(!ok && err.contains("not a valid plugin name"), "{err}");
     std::fs::create_dir(tmp.path().join("taken")).unwrap();
     std::fs::write(tmp.path().join("taken/x"), "x").unwrap();
-    let (ok, _, err) = rinseq(
-        tmp.path(),
-        &["new-plugin", "taken", "--kind", "aggregator"],
+    let (ok, _, err) = rinseq(tmp.path(), &["new-plugin", "taken", "--kind", "aggregator"]);
+    assert!(
+        !ok && err.contains("already exists and is not empty"),
+        "{err}"
     );
-    assert!(!ok && err.contains("already exists and is not empty"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }

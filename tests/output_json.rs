@@ -183,11 +183,7 @@ fn check_fixture(name: &str, fx: &Json, st: &SafeTensors) {
                     .collect(),
                 _ => panic!(),
             };
-            assert_eq!(
-                &got.shape[..],
-                shape.as_slice(),
-                "{name} seq {i} {field}"
-            );
+            assert_eq!(&got.shape[..], shape.as_slice(), "{name} seq {i} {field}");
             let original = ref_tensor(st, &format!("{base}.seq{i}.{field}"));
             if opts.scores_precision == ScorePrecision::Float32 {
                 assert!(same_values(got, &original), "{name} seq {i} {field} values");

@@ -57,9 +57,7 @@ fn run(
     params: Value,
 ) -> rinseq_sdk::SequenceScores {
     let m = reg.attribution(method, &params).unwrap();
-    let out = m
-        .attribute(host.as_ref(), &host.request)
-        .unwrap();
+    let out = m.attribute(host.as_ref(), &host.request).unwrap();
     assert_eq!(out.sequences.len(), 1);
     out.sequences.into_iter().next().unwrap()
 }
@@ -101,7 +99,6 @@ fn input_x_gradient_is_input_times_gradient() {
     let host = toy(&reg, "probability", json!({"logprob": true}));
     let t = run(&reg, &host, "input_x_gradient", json!({}))
         .target
-        
         .unwrap();
     let x = host.actual();
     let steps = IDS.len() - PROMPT;
@@ -251,9 +248,7 @@ fn plugin_panics_become_errors() {
     let reg = registry();
     let host = toy(&reg, "probability", json!({}));
     let m = reg.attribution("panicking_method", &json!({})).unwrap();
-    let e = m
-        .attribute(host.as_ref(), &host.request)
-        .unwrap_err();
+    let e = m.attribute(host.as_ref(), &host.request).unwrap_err();
     assert_eq!(e.code, ErrorCode::Panic);
     let msg = e.to_string();
     assert!(

@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn read(rel: &str) -> String {
@@ -61,9 +64,16 @@ fn sdk_example() -> Vec<String> {
         .filter_map(|l| l.strip_prefix("//!"))
         .map(|l| l.strip_prefix(' ').unwrap_or(l))
         .collect();
-    let from = doc.iter().position(|l| l.starts_with("## A small method")).unwrap();
+    let from = doc
+        .iter()
+        .position(|l| l.starts_with("## A small method"))
+        .unwrap();
     let start = from + doc[from..].iter().position(|l| *l == "```").unwrap() + 1;
-    let end = start + doc[start..].iter().position(|l| l.starts_with("# fn main")).unwrap();
+    let end = start
+        + doc[start..]
+            .iter()
+            .position(|l| l.starts_with("# fn main"))
+            .unwrap();
     let mut block: Vec<String> = doc[start..end].iter().map(|l| l.to_string()).collect();
     while block.last().is_some_and(|l| l.is_empty()) {
         block.pop();
@@ -90,7 +100,10 @@ fn author_lines(code: &[String], trait_name: &str) -> Vec<String> {
 fn readme_examples_are_the_compiled_ones() {
     assert_eq!(readme_block("gradient-method"), sdk_example());
     let example = "examples/third-party-plugin/src/lib.rs";
-    assert_eq!(readme_block("leave_one_out"), source_region(example, "leave_one_out"));
+    assert_eq!(
+        readme_block("leave_one_out"),
+        source_region(example, "leave_one_out")
+    );
     assert_eq!(readme_block("log_odds"), source_region(example, "log_odds"));
 }
 
@@ -142,5 +155,9 @@ fn plugin_code_uses_no_abi_stable_type() {
             }
         }
     }
-    assert!(hits.is_empty(), "ABI-stable types in plugin code:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "ABI-stable types in plugin code:\n{}",
+        hits.join("\n")
+    );
 }

@@ -10,7 +10,9 @@ mod plugin_support;
 use parity_support::{fixture_model, fixture_variant, folder_model, registry, test_host};
 use rinseq::attribution::{encode_batch, AttributeOptions, ModelHost};
 use rinseq::models::load::LoadedModel;
-use rinseq_sdk::{GradientRequest, GradientRule, HostApi, InputPoint, PointSide, ScoreRequest, Tensor, Wrt};
+use rinseq_sdk::{
+    GradientRequest, GradientRule, HostApi, InputPoint, PointSide, ScoreRequest, Tensor, Wrt,
+};
 use serde_json::{json, Value};
 
 const PROMPT: &str = "The capital of France is";

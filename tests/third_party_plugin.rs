@@ -44,16 +44,12 @@ fn out_of_tree_method_and_step_function_run_through_the_host() {
         reg.step_function("log_odds", &json!({})).unwrap().plugin,
     );
     let saliency = reg.attribution("saliency", &json!({"abs": false})).unwrap();
-    let grads = saliency
-        .attribute(host.as_ref(), &host.request)
-        .unwrap();
+    let grads = saliency.attribute(host.as_ref(), &host.request).unwrap();
     let g = grads.sequences[0].target.clone().unwrap();
 
     // ...and the third party's method runs on the same host: one L1 norm per token and step.
     let method = reg.attribution("token_gradient_norm", &json!({})).unwrap();
-    let out = method
-        .attribute(host.as_ref(), &host.request)
-        .unwrap();
+    let out = method.attribute(host.as_ref(), &host.request).unwrap();
     let t = out.sequences[0].target.clone().unwrap();
     assert_eq!(&t.shape[..], &[4, 2]);
     let d = g.shape[2];

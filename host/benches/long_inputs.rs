@@ -44,7 +44,10 @@ fn timed(cmd: &mut Command) -> Result<(f64, f64, String), BoxError> {
         return Err(format!(
             "{:?} failed: {}",
             cmd.get_program(),
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         )
         .into());
     }
@@ -52,7 +55,11 @@ fn timed(cmd: &mut Command) -> Result<(f64, f64, String), BoxError> {
     let mut it = text.split_whitespace();
     let secs: f64 = it.next().ok_or("no time")?.parse()?;
     let kb: f64 = it.next().ok_or("no memory")?.parse()?;
-    Ok((secs, kb / 1024.0, String::from_utf8_lossy(&out.stdout).into_owned()))
+    Ok((
+        secs,
+        kb / 1024.0,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
 }
 
 struct Row {
@@ -126,7 +133,14 @@ fn inseq_run(python: &str, gguf: &Path, text: &str, generated: &str) -> Result<(
     let out = Command::new(python)
         .arg(common::bench_file("inseq_attribution.py"))
         .arg(gguf)
-        .args(["--method", "integrated_gradients", "--text", text, "--generated", generated])
+        .args([
+            "--method",
+            "integrated_gradients",
+            "--text",
+            text,
+            "--generated",
+            generated,
+        ])
         .args(["--reps", "1"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -150,11 +164,7 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         let (rs, rm) = r.rinseq;
         let inseq = match &r.inseq {
-            Some(Ok((s, m))) => format!(
-                "{s:>13.2} {m:>11.0} | {:>6.1}x {:>6.2}x",
-                s / rs,
-                rm / m
-            ),
+            Some(Ok((s, m))) => format!("{s:>13.2} {m:>11.0} | {:>6.1}x {:>6.2}x", s / rs, rm / m),
             Some(Err(e)) => format!("inseq failed: {e}"),
             None => "inseq not run (RINSEQ_BENCH_PYTHON / RINSEQ_BENCH_INSEQ_MAX_LEN)".into(),
         };

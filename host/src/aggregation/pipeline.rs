@@ -139,13 +139,11 @@ pub fn aggregate_sequence(
     let mut sdk = seq.to_sdk();
     for (step, p) in steps.iter().zip(&params) {
         let agg = reg.aggregator(&step.aggregator, p)?;
-        sdk = agg
-            .aggregate(sdk)
-            .map_err(|e| AggregationError::Failed {
-                aggregator: step.aggregator.clone(),
-                sequence: index,
-                message: e.message.to_string(),
-            })?;
+        sdk = agg.aggregate(sdk).map_err(|e| AggregationError::Failed {
+            aggregator: step.aggregator.clone(),
+            sequence: index,
+            message: e.message.to_string(),
+        })?;
     }
     let mut new = FeatureAttributionSequenceOutput::from_sdk(sdk, seq.class);
     if seq.sequence_scores.is_none() && new.sequence_scores.as_ref().is_some_and(|m| m.is_empty()) {
@@ -247,13 +245,11 @@ pub fn apply_named(
         .filter(|n| !n.is_empty())
     {
         let agg = reg.aggregator(name, &Value::Object(Map::new()))?;
-        seq = agg
-            .aggregate(seq)
-            .map_err(|e| AggregationError::Failed {
-                aggregator: name.to_string(),
-                sequence: 0,
-                message: e.message.to_string(),
-            })?;
+        seq = agg.aggregate(seq).map_err(|e| AggregationError::Failed {
+            aggregator: name.to_string(),
+            sequence: 0,
+            message: e.message.to_string(),
+        })?;
     }
     Ok(seq)
 }

@@ -198,10 +198,7 @@ pub fn plugins(
     let target_fn = reg.step_function(&target_name, &params[1])?;
     // Inseq aggregates CCI with `out.aggregate(aggregator, normalize=False)`.
     let mut aggregation = if user_aggregation.is_default() {
-        let aggregators = method
-            .capabilities
-            .default_aggregation
-            .clone();
+        let aggregators = method.capabilities.default_aggregation.clone();
         AggregationSpec {
             aggregators,
             ..user_aggregation
@@ -243,13 +240,12 @@ pub fn run(
     let reg = PluginRegistry::load(sources)?;
     let plugins = plugins(reg, &v.s, args.aggregation.spec()?)?;
     let dtype = model_dtype(&v.s.model_kwargs)?;
-    let (loaded, defaults) =
-        load_with_defaults(
-            &args.model,
-            dtype,
-            &crate::api::options::default_device(),
-            &SourceConfig::from_env(),
-        )?;
+    let (loaded, defaults) = load_with_defaults(
+        &args.model,
+        dtype,
+        &crate::api::options::default_device(),
+        &SourceConfig::from_env(),
+    )?;
     let user = GenerationConfig::from_kwargs_value(Value::Object(v.s.generation_kwargs.clone()))?;
     let generation = GenerationParams::resolve(&defaults.merged_with(&user), &loaded.spec)?;
     let ContextRun {

@@ -32,7 +32,6 @@ use crate::views;
 
 type BoxError = Box<dyn std::error::Error>;
 
-
 /// Examples per batch with `--out-dir` when `--batch-size` is not given (bounds memory and
 /// the work a kill loses).
 pub const DEFAULT_OUT_DIR_BATCH: usize = 8;

@@ -170,7 +170,10 @@ fn parameters(schema: &str, registry_defaults: &Value) -> String {
     };
     let mut s = String::from("  parameters:\n");
     for (name, prop) in props {
-        let ty = type_name(prop, schema.get("$defs").or_else(|| schema.get("definitions")));
+        let ty = type_name(
+            prop,
+            schema.get("$defs").or_else(|| schema.get("definitions")),
+        );
         let default = registry_defaults
             .get(name)
             .map(|v| format!("{v} (registry)"))

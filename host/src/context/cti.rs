@@ -7,7 +7,7 @@ use rinseq_sdk::abi::LoadedStepFunction;
 
 use super::text::Texts;
 use super::ContextError;
-use crate::attribution::step_scores;
+use crate::attribution::result::step_scores;
 use crate::attribution::{encode_batch, AttributeOptions, EncodedSequence};
 use crate::generation::GenerationParams;
 use crate::models::load::LoadedModel;

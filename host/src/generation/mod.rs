@@ -135,7 +135,10 @@ pub fn generate(
                     p
                 })
                 .collect();
-            (batch::encoder_start(src, params.pad_token_id, model.device())?, prompts)
+            (
+                batch::encoder_start(src, params.pad_token_id, model.device())?,
+                prompts,
+            )
         }
         (ModelKind::DecoderOnly, Some(_)) => {
             return Err(GenerationError::BadInput(

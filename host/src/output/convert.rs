@@ -36,10 +36,7 @@ impl From<TokenWithId> for Token {
 }
 
 fn to_map(named: impl IntoIterator<Item = NamedTensor>) -> ScoreMap {
-    named
-        .into_iter()
-        .map(|n| (n.name, n.tensor))
-        .collect()
+    named.into_iter().map(|n| (n.name, n.tensor)).collect()
 }
 
 fn to_named(map: ScoreMap) -> Vec<NamedTensor> {

@@ -43,7 +43,9 @@ use serde::Deserialize;
 use crate::common::{attn_kind, block_of, Attentions, AttnKind};
 
 /// How hidden states are compared.
-#[derive(Deserialize, serde::Serialize, schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Deserialize, serde::Serialize, schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SimilarityMetric {
     /// `1 − cosine similarity`.

@@ -22,8 +22,8 @@ use serde::Deserialize;
 
 use crate::common::{contrast_per_row, ContrastRow, RowOut};
 use crate::filtering;
-use rinseq_sdk::toolkit::softmax::{log_softmax_f64, Dist};
 use crate::simple::{NoParams, ProbParams};
+use rinseq_sdk::toolkit::softmax::{log_softmax_f64, Dist};
 
 /// A vector of zeros as long as the vocabulary.
 fn zeros(row: &ContrastRow<'_>) -> Vec<f64> {

@@ -60,9 +60,7 @@ fn guard_with<R, W: From<R>>(
     f: impl FnOnce() -> Result<R, PluginError>,
 ) -> RResult<W, wire::PluginError> {
     match ffi_guard::<R, W>(name, f) {
-        RResult::RErr(e) => {
-            RResult::RErr(PluginError::from(e).with_context(while_()).into())
-        }
+        RResult::RErr(e) => RResult::RErr(PluginError::from(e).with_context(while_()).into()),
         ok => ok,
     }
 }

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use crate::error::PluginError;
 
 /// How the path integral `∫₀¹ ∂f(x′ + α(x − x′)) dα` is approximated (Captum `method`).
-#[derive(Deserialize, serde::Serialize, schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Deserialize, serde::Serialize, schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationMethod {
     /// Gauss–Legendre quadrature (numpy `leggauss` nodes and weights mapped to `[0, 1]`).

@@ -65,7 +65,12 @@ mod tests {
         assert!((d.p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         let (lp, g) = d.prob(2, true);
         assert!((lp - d.p[2].ln()).abs() < 1e-12);
-        assert!((g.iter().sum::<f64>()).abs() < 1e-12, "onehot − p sums to 0");
-        assert!(log_softmax_f64(&[f64::NEG_INFINITY; 2]).iter().all(|v| v.is_nan()));
+        assert!(
+            (g.iter().sum::<f64>()).abs() < 1e-12,
+            "onehot − p sums to 0"
+        );
+        assert!(log_softmax_f64(&[f64::NEG_INFINITY; 2])
+            .iter()
+            .all(|v| v.is_nan()));
     }
 }

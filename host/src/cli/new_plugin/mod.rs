@@ -52,7 +52,10 @@ pub enum NewPluginError {
 
 /// Runs `rinseq new-plugin`.
 pub fn run(args: &NewPluginArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     let files = scaffold(&args.name, args.kind, args.sdk.as_deref())?;
     write_all(&dir, &files)?;
     eprintln!(
@@ -97,7 +100,9 @@ fn sdk_dependency(sdk: Option<&str>) -> Result<String, NewPluginError> {
         return Ok(s.to_string());
     }
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk"));
-    let path = path.canonicalize().map_err(|_| NewPluginError::NoSdk(path))?;
+    let path = path
+        .canonicalize()
+        .map_err(|_| NewPluginError::NoSdk(path))?;
     Ok(format!(
         "{{ path = {} }}",
         toml::Value::String(path.display().to_string())
@@ -144,7 +149,8 @@ pub fn scaffold(
             .replace("{{lib_file}}", &lib_file)
             .replace("{{usage}}", &usage)
     };
-    let manifest = fill(include_str!("templates/Cargo.toml.txt")).replace("{{sdk}}", &sdk_dependency(sdk)?);
+    let manifest =
+        fill(include_str!("templates/Cargo.toml.txt")).replace("{{sdk}}", &sdk_dependency(sdk)?);
     Ok(vec![
         ("Cargo.toml", manifest),
         ("src/lib.rs", fill(source)),
