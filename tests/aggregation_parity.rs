@@ -133,7 +133,7 @@ fn index_of(mut i: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 fn compare_tensor(what: &str, got: &Tensor, want: &Tensor, out: &mut Vec<String>) {
-    if &got.shape[..] != &want.shape[..] {
+    if got.shape[..] != want.shape[..] {
         out.push(format!(
             "{what}: shape {:?}, Inseq {:?}",
             &got.shape[..],

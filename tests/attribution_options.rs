@@ -287,7 +287,7 @@ fn internals_record_taps_after_interventions() {
     let zero = Intervention {
         tap: tap.into(),
         op: InterventionOp::Zero {
-            positions: vec![1u32].into(),
+            positions: vec![1u32],
             columns: vec![(0u32, 4u32)],
         },
     };
@@ -304,7 +304,7 @@ fn internals_record_taps_after_interventions() {
     let bad = Intervention {
         tap: "transformer.h.9.mlp".into(),
         op: InterventionOp::Zero {
-            positions: vec![0u32].into(),
+            positions: vec![0u32],
             columns: Vec::new(),
         },
     };
@@ -338,7 +338,7 @@ fn small_chunks_run_in_parallel_give_the_single_forward_results() {
     let request = GradientRequest {
         sequence: 0,
         wrt: Wrt::InputEmbeddings,
-        points: points.into(),
+        points,
         steps: seqs[0].steps.iter().map(|&s| s as u32).collect(),
         rule: GradientRule::Standard,
     };

@@ -106,10 +106,9 @@ impl LayerToy {
                 source: toks(src),
                 target: toks(ids),
                 steps: (first as u32..ids.len() as u32).collect(),
-                source_baseline_ids: vec![0; src.len()].into(),
-                target_baseline_ids: vec![0; ids.len()].into(),
-            }]
-            .into(),
+                source_baseline_ids: vec![0; src.len()],
+                target_baseline_ids: vec![0; ids.len()],
+            }],
             attribute_target: attr_tgt,
         };
         Self {

@@ -686,13 +686,12 @@ fn attention_rollout_of_one_layer_is_the_residual_adjusted_attention() {
             .collect();
         let s: f64 = row.iter().sum();
         row.iter_mut().for_each(|v| *v /= s);
-        for k in 0..len {
+        for (k, want) in row.iter().enumerate().take(len) {
             let g = roll.data[k * n + j];
             if k < p {
                 assert!(
-                    (g as f64 - row[k]).abs() < 1e-5,
-                    "key {k} step {p}: {g} vs {}",
-                    row[k]
+                    (g as f64 - want).abs() < 1e-5,
+                    "key {k} step {p}: {g} vs {want}"
                 );
             } else {
                 assert!(g.is_nan(), "key {k} is not visible at step {p}");

@@ -72,8 +72,8 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
     let request = GradientRequest {
         sequence: 0,
         wrt: Wrt::InputEmbeddings,
-        points: points.clone().into(),
-        steps: steps.clone().into(),
+        points: points.clone(),
+        steps: steps.clone(),
         rule: GradientRule::Standard,
     };
     let what = format!("{model} {target}");
@@ -99,8 +99,8 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
     }
     let scores = ScoreRequest {
         sequence: 0,
-        points: points.into(),
-        steps: steps.into(),
+        points,
+        steps,
     };
     close(
         &format!("{what} score request"),

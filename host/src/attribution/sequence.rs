@@ -30,11 +30,11 @@ impl EncodedSequence {
     /// The SDK view of this sequence.
     pub fn to_sdk(&self) -> rinseq_sdk::SequenceInput {
         rinseq_sdk::SequenceInput {
-            source: self.source_tokens.clone().into(),
-            target: self.target_tokens.clone().into(),
+            source: self.source_tokens.clone(),
+            target: self.target_tokens.clone(),
             steps: self.steps.iter().map(|&s| s as u32).collect(),
-            source_baseline_ids: self.source_baseline.clone().into(),
-            target_baseline_ids: self.target_baseline.clone().into(),
+            source_baseline_ids: self.source_baseline.clone(),
+            target_baseline_ids: self.target_baseline.clone(),
         }
     }
 }

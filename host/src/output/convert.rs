@@ -78,10 +78,10 @@ impl FeatureAttributionSequenceOutput {
             attr_pos_start: self.attr_pos_start,
             attr_pos_end: self.attr_pos_end,
             scores: SequenceScores {
-                source: self.source_attributions.into(),
-                target: self.target_attributions.into(),
-                step_scores: to_named(self.step_scores).into(),
-                sequence_scores: to_named(self.sequence_scores.unwrap_or_default()).into(),
+                source: self.source_attributions,
+                target: self.target_attributions,
+                step_scores: to_named(self.step_scores),
+                sequence_scores: to_named(self.sequence_scores.unwrap_or_default()),
             },
         }
     }

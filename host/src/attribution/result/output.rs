@@ -27,11 +27,11 @@ pub fn sequence_view(a: &AttributedSequence, decoder_only: bool) -> SequenceAttr
     }
     SequenceAttribution {
         source: if decoder_only {
-            target[..start].to_vec().into()
+            target[..start].to_vec()
         } else {
-            seq.source_tokens.clone().into()
+            seq.source_tokens.clone()
         },
-        target: target.clone().into(),
+        target: target.clone(),
         attr_pos_start: start,
         attr_pos_end: end,
         scores,
@@ -48,8 +48,8 @@ fn truncate_rows(t: &Tensor, rows: usize) -> Tensor {
     let mut shape = t.shape.to_vec();
     shape[0] = rows;
     Tensor {
-        shape: shape.into(),
-        data: t.data[..rows * per_row].to_vec().into(),
+        shape,
+        data: t.data[..rows * per_row].to_vec(),
     }
 }
 

@@ -300,8 +300,8 @@ impl ModelHost<'_> {
         };
         Ok(GradientResponse {
             scores: SdkTensor::new(vec![np, ns], scores)?,
-            source: source.into(),
-            target: target.into(),
+            source,
+            target,
         })
     }
 

@@ -205,8 +205,8 @@ impl ModelHost<'_> {
         };
         Ok(Some(GradientResponse {
             scores: SdkTensor::new(vec![np, ns], scores)?,
-            source: gather(source_parts)?.into(),
-            target: target.into(),
+            source: gather(source_parts)?,
+            target,
         }))
     }
 }
