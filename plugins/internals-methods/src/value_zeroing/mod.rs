@@ -35,12 +35,19 @@
 //! GPT-2 and Llama); `euclidean` is the distance itself (Inseq's `cdist` gives a pairwise matrix
 //! and fails on the assignment).
 
-use std::collections::BTreeMap;
-
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{attn_kind, block_of, Attentions, AttnKind};
+use crate::common::{attn_kind, Attentions, AttnKind};
+
+mod layer;
+mod similarity;
+mod units;
+
+use layer::Layer;
+use similarity::row_scores;
+use units::{layer_heads, parse_span};
+pub use units::{Heads, ZeroedUnits};
 
 /// How hidden states are compared.
 #[derive(
@@ -53,29 +60,6 @@ pub enum SimilarityMetric {
     Cosine,
     /// Euclidean distance.
     Euclidean,
-}
-
-/// A set of attention heads (value units) of one layer.
-#[derive(Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
-#[serde(untagged)]
-pub enum Heads {
-    /// One head (negative: from the end).
-    One(i64),
-    /// A list of heads.
-    List(Vec<i64>),
-    /// A span `"start:end"` (end exclusive), Inseq's `(start, end)` tuple.
-    Span(String),
-}
-
-/// Which heads are zeroed: the same heads in every layer, or per layer (`{"0": [1, 2], "3":
-/// 0}`; layers not listed are not zeroed).
-#[derive(Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
-#[serde(untagged)]
-pub enum ZeroedUnits {
-    /// The same heads in every layer.
-    All(Heads),
-    /// Heads per layer index; missing layers are not zeroed.
-    PerLayer(BTreeMap<String, Heads>),
 }
 
 /// Parameters of `value_zeroing` (Inseq 0.7.1's).
@@ -132,161 +116,6 @@ impl PluginInfo for ValueZeroing {
             &["mean"],
         )
     }
-}
-
-fn parse_span(s: &str) -> Result<(i64, i64), PluginError> {
-    let bad = || PluginError::invalid_params(format!("head span '{s}' is not \"start:end\""));
-    let (a, b) = s.split_once(':').ok_or_else(bad)?;
-    Ok((
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    ))
-}
-
-fn resolve(i: i64, n: usize) -> Result<usize, PluginError> {
-    let r = if i < 0 { n as i64 + i } else { i };
-    if r < 0 || r >= n as i64 {
-        return Err(PluginError::invalid_params(format!(
-            "head index {i} is out of range: the layer has {n} value heads"
-        )));
-    }
-    Ok(r as usize)
-}
-
-impl Heads {
-    /// The head indices among `n` heads (Inseq's `validate_indices`).
-    pub fn indices(&self, n: usize) -> Result<Vec<usize>, PluginError> {
-        match self {
-            Heads::One(i) => Ok(vec![resolve(*i, n)?]),
-            Heads::List(v) if v.is_empty() => Err(PluginError::invalid_params(
-                "an empty list of heads is not allowed",
-            )),
-            Heads::List(v) => v.iter().map(|&i| resolve(i, n)).collect(),
-            Heads::Span(s) => {
-                let (a, b) = parse_span(s)?;
-                let a = if a < 0 { n as i64 + a } else { a };
-                let b = if b < 0 { n as i64 + b } else { b };
-                if a < 0 || b > n as i64 || a >= b {
-                    return Err(PluginError::invalid_params(format!(
-                        "head span '{s}' is not within the {n} value heads"
-                    )));
-                }
-                Ok((a as usize..b as usize).collect())
-            }
-        }
-    }
-}
-
-/// The heads zeroed in `layer` (`None`: the layer is not zeroed).
-fn layer_heads(
-    units: Option<&ZeroedUnits>,
-    layer: usize,
-    n: usize,
-) -> Result<Option<Vec<usize>>, PluginError> {
-    match units {
-        None => Ok(Some((0..n).collect())),
-        Some(ZeroedUnits::All(h)) => h.indices(n).map(Some),
-        Some(ZeroedUnits::PerLayer(m)) => {
-            for k in m.keys() {
-                k.parse::<usize>().map_err(|_| {
-                    PluginError::invalid_params(format!("layer key '{k}' is not a layer index"))
-                })?;
-            }
-            match m
-                .iter()
-                .find(|(k, _)| k.parse::<usize>().ok() == Some(layer))
-            {
-                Some((_, h)) => h.indices(n).map(Some),
-                None => Ok(None),
-            }
-        }
-    }
-}
-
-/// One layer of an attention stack: where its values are and where its output is.
-#[derive(Debug, Clone)]
-struct Layer {
-    /// The attention module (`model.layers.3.self_attn`).
-    module: String,
-    /// The layer (`model.layers.3`).
-    block: String,
-    /// The tap whose output holds the values.
-    v_tap: String,
-    /// First value column in that tap's output.
-    v_offset: usize,
-}
-
-impl Layer {
-    fn new(info: &ModelInfo, module: &str) -> Result<Self, PluginError> {
-        let has = |t: &str| info.tap_names.iter().any(|n| n == t);
-        let block = block_of(module).ok_or_else(|| {
-            PluginError::unsupported(format!("cannot tell the layer of attention '{module}'"))
-        })?;
-        let (v_tap, fused) = [
-            (format!("{module}.v_proj"), false),
-            (format!("{module}.v"), false),
-            (format!("{module}.c_attn"), true),
-        ]
-        .into_iter()
-        .find(|(t, _)| has(t))
-        .ok_or_else(|| {
-            PluginError::unsupported(format!(
-                "value_zeroing: no value projection tap under '{module}' (v_proj, v or c_attn)"
-            ))
-        })?;
-        if !has(&block) {
-            return Err(PluginError::unsupported(format!(
-                "value_zeroing: the model has no tap at the layer output '{block}'"
-            )));
-        }
-        Ok(Self {
-            module: module.to_string(),
-            block,
-            v_tap,
-            // GPT-2's c_attn is [q | k | v]: the values are its last third.
-            v_offset: if fused { 2 * info.hidden_size } else { 0 },
-        })
-    }
-
-    /// The value column ranges of `heads`.
-    fn columns(&self, heads: &[usize], head_dim: usize) -> Vec<(u32, u32)> {
-        heads
-            .iter()
-            .map(|&h| {
-                let a = self.v_offset + h * head_dim;
-                (a as u32, (a + head_dim) as u32)
-            })
-            .collect()
-    }
-}
-
-/// 1 − cos or the euclidean distance between the rows of two `(len, hidden)` tensors.
-fn row_scores(metric: SimilarityMetric, clean: &Tensor, corrupt: &Tensor) -> Vec<f32> {
-    let d = clean.shape[1];
-    clean
-        .data
-        .chunks(d)
-        .zip(corrupt.data.chunks(d))
-        .map(|(a, b)| match metric {
-            SimilarityMetric::Cosine => {
-                let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-                for (x, y) in a.iter().zip(b) {
-                    let (x, y) = (*x as f64, *y as f64);
-                    ab += x * y;
-                    aa += x * x;
-                    bb += y * y;
-                }
-                // torch's CosineSimilarity: x·y / max(‖x‖·‖y‖, eps), eps = 1e-8.
-                (1.0 - ab / (aa.sqrt() * bb.sqrt()).max(1e-8)) as f32
-            }
-            SimilarityMetric::Euclidean => a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| ((x - y) as f64).powi(2))
-                .sum::<f64>()
-                .sqrt() as f32,
-        })
-        .collect()
 }
 
 /// Scores of one attention stack: `[layer][row j][zeroed token i]`, NaN where not computed.
