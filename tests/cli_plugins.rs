@@ -252,3 +252,49 @@ fn a_local_registry_that_disables_a_builtin_is_noted() {
     assert_eq!(row(&out, "probability")[4], "built-in registry", "{out}");
     assert_eq!(row(&out, "saliency")[4], "built-in registry", "{out}");
 }
+
+#[test]
+fn errors_carry_no_backtrace_even_when_backtraces_are_on() {
+    for name in [
+        "rinseq_step_functions",
+        "rinseq_gradient_methods",
+        "rinseq_aggregators",
+    ] {
+        workspace_plugin(name);
+    }
+    // A model whose config does not fit its weights: the failure comes from deep in candle.
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("tests/fixtures/models/gpt2");
+    for entry in std::fs::read_dir(&fixture).unwrap().flatten() {
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let config = dir.path().join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    c["n_head"] = serde_json::json!(c["n_head"].as_u64().unwrap() * 3);
+    std::fs::write(&config, c.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rinseq"))
+        .args([
+            "attribute",
+            "-m",
+            dir.path().to_str().unwrap(),
+            "-a",
+            "saliency",
+            "-i",
+            "Hi",
+        ])
+        .current_dir(root())
+        .env("RUST_BACKTRACE", "full")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .env_remove("RINSEQ_PLUGIN_PATH")
+        .env_remove("RINSEQ_REGISTRY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
