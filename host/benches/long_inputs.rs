@@ -101,7 +101,7 @@ fn run() -> Result<(), BoxError> {
         eprintln!("rinseq, ~{n} tokens…");
         let (secs, mb, _) = timed(&mut cmd)?;
         let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
-        let seq = &saved["sequence_attributions"][0];
+        let seq = &saved["attributes"]["sequence_attributions"][0]["attributes"];
         let tokens = seq["target"].as_array().map_or(0, Vec::len);
         let generated = generated_text(&saved)?;
         let inseq = match (&python, n <= inseq_max) {
@@ -123,7 +123,7 @@ fn run() -> Result<(), BoxError> {
 
 /// The forced text for inseq: the prompt and rinseq's greedy continuation, as saved.
 fn generated_text(saved: &Value) -> Result<String, BoxError> {
-    saved["info"]["generated_texts"][0]
+    saved["attributes"]["info"]["generated_texts"][0]
         .as_str()
         .map(String::from)
         .ok_or_else(|| "the saved file has no info.generated_texts".into())

@@ -68,7 +68,10 @@ pub fn parse_params<P: DeserializeOwned>(plugin: &str, json: &str) -> Result<P, 
     let json = if json.trim().is_empty() { "{}" } else { json };
     serde_json::from_str(json)
         .or_else(|e| match serde_json::from_str::<serde_json::Value>(json) {
-            Ok(serde_json::Value::Object(m)) if m.is_empty() => serde_json::from_str("null"),
+            // `()` parameters: `{}` means none (the original error if that does not fit either).
+            Ok(serde_json::Value::Object(m)) if m.is_empty() => {
+                serde_json::from_str("null").map_err(|_| e)
+            }
             _ => Err(e),
         })
         .map_err(|e| {
