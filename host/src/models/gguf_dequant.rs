@@ -42,6 +42,7 @@ pub fn dequantize_rows(
     };
     // Filled row by row in output order: no zeroing pass over the (large) result.
     let mut out = Vec::with_capacity(rows * cols);
+    huge_pages(&mut out);
     for r in 0..rows {
         // HF row (head, half, i) is GGUF row (head, i, half).
         let src = match hd {
@@ -60,6 +61,29 @@ pub fn dequantize_rows(
         );
     }
     Some(out)
+}
+
+/// Asks the kernel for transparent huge pages on the (untouched) capacity of `v`: a model's
+/// weights are hundreds of MB written once, and 2 MB pages take 512 times fewer page faults
+/// than 4 KB ones (Linux with THP in `madvise` mode; elsewhere nothing happens).
+fn huge_pages(v: &mut Vec<f32>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_mut_ptr() as usize;
+        let end = start + v.capacity() * std::mem::size_of::<f32>();
+        let (a, b) = (start.div_ceil(HUGE) * HUGE, end / HUGE * HUGE);
+        if b > a {
+            // SAFETY: [a, b) lies inside the vector's own allocation, which nothing has touched
+            // yet; MADV_HUGEPAGE only changes how the kernel backs those pages, not their
+            // contents or validity. A failure (THP disabled) is harmless and ignored.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 /// One row: whole blocks of `dtype` in `xs`, their values appended to `out`.
