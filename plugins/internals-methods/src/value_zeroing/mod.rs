@@ -421,7 +421,11 @@ impl AttributionPlugin for ValueZeroing {
                 )?);
             }
             if info.kind == ModelKind::DecoderOnly {
-                let s = dec_scores.expect("decoder scores are computed for decoder-only models");
+                let s = dec_scores.ok_or_else(|| {
+                    PluginError::plugin(
+                        "value_zeroing computed no decoder scores for a decoder-only model",
+                    )
+                })?;
                 scores.target = Some(step_layout(&s, tlen, &queries)?);
             } else {
                 let cross_refs: Vec<&Layer> = cross.iter().collect();
