@@ -10,10 +10,8 @@
 mod parity_support;
 mod plugin_support;
 
-use std::path::PathBuf;
-
 use clap::Parser;
-use parity_support::registry;
+use parity_support::{registry, smollm2_gguf};
 use plugin_support::build::root;
 use rinseq::cli::attribute_context::{plugins, settings, AttributeContextArgs};
 use rinseq::cli::load::load_with_defaults;
@@ -34,13 +32,6 @@ struct Wrapper {
 fn reference() -> Value {
     let path = root().join("tests/fixtures/context/reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn smollm2_gguf() -> Option<PathBuf> {
-    let p = std::env::var_os("RINSEQ_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    p.is_file().then_some(p)
 }
 
 /// The flags of a reference case (Inseq field names → rinseq flags).

@@ -19,76 +19,15 @@
 mod parity_support;
 mod plugin_support;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use parity_support::{
-    aggregated_map_mismatches, fixture_model, fixture_variant, map_mismatches, nullable_matrix,
-    rows, test_host, MAP_TOL,
+    aggregated_map_mismatches, api_case_model, api_folder_model, fixture_model, fixture_variant,
+    map_mismatches, nullable_matrix, rows, test_host, MAP_TOL,
 };
-use plugin_support::build::{cargo_build_cdylibs, root};
+use plugin_support::build::root;
 use rinseq::attribution::{encode_batch, AttributeOptions};
-use rinseq::plugins::{PluginRegistry, PluginSources};
-use rinseq::{Attribution, AttributionModel, LoadOptions};
+use rinseq::{Attribution, AttributionModel};
 use rinseq_sdk::{HostApi, InternalsRequest, Intervention, InterventionOp, Tensor};
 use serde_json::{json, Value};
-
-/// The step-function, aggregator and internals-method libraries (built once per process; only
-/// the crates these tests need).
-fn sources() -> PluginSources {
-    static LIBS: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    let extra = LIBS
-        .get_or_init(|| {
-            let libs = cargo_build_cdylibs(
-                &root().join("Cargo.toml"),
-                None,
-                &[
-                    "rinseq-step-functions",
-                    "rinseq-aggregators",
-                    "rinseq-internals-methods",
-                ],
-            );
-            [
-                "rinseq_step_functions",
-                "rinseq_aggregators",
-                "rinseq_internals_methods",
-            ]
-            .iter()
-            .map(|c| {
-                libs.get(*c)
-                    .unwrap_or_else(|| panic!("{c} was not built"))
-                    .clone()
-            })
-            .collect()
-        })
-        .clone();
-    PluginSources {
-        extra,
-        ..Default::default()
-    }
-}
-
-fn smollm2_gguf() -> Option<PathBuf> {
-    let p = std::env::var_os("RINSEQ_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    p.is_file().then_some(p)
-}
-
-/// `model` (a fixture folder name or "smollm2") through the library API with `method`; `None`
-/// when the SmolLM2 GGUF is absent.
-fn model(name: &str, method: &str) -> Option<AttributionModel> {
-    let path = match name {
-        "smollm2" => smollm2_gguf()?,
-        n => root().join("tests/fixtures/models").join(n),
-    };
-    Some(load(&path, method))
-}
-
-fn load(path: &std::path::Path, method: &str) -> AttributionModel {
-    let options = LoadOptions::default().plugin_sources(sources());
-    AttributionModel::load_with(path.to_str().unwrap(), method, options).unwrap()
-}
 
 fn strings(v: &Value) -> Vec<String> {
     serde_json::from_value(v.clone()).unwrap_or_default()
@@ -145,7 +84,7 @@ fn flatten(v: &Value, out: &mut Vec<f32>, shape: &mut Vec<usize>, depth: usize) 
 /// the aggregated maps and of the raw tensors.
 fn check_attention_case(case: &Value) -> Option<(Vec<String>, f32, Option<f32>)> {
     let id = case["id"].as_str().unwrap();
-    let m = model(case["model"].as_str().unwrap(), "attention")?;
+    let m = api_case_model(case["model"].as_str().unwrap(), "attention")?;
     let out = run_case(&m, case);
     let want = case["sequences"].as_array().unwrap();
     let mut bad = Vec::new();
@@ -428,7 +367,7 @@ fn value_zeroing_setup(
     rinseq::models::load::LoadedModel,
     Vec<rinseq::attribution::EncodedSequence>,
 ) {
-    let m = model(name, "value_zeroing").unwrap();
+    let m = api_case_model(name, "value_zeroing").unwrap();
     let opts = AttributeOptions {
         generated_texts: vec![forced.to_string()],
         attribute_target,
@@ -447,7 +386,7 @@ fn value_zeroing_setup(
 
 fn decoder_only_value_zeroing(name: &str, layer: impl Fn(usize, usize) -> RefLayer) {
     let (out, loaded, seqs) = value_zeroing_setup(name, DO_PROMPT, DO_FORCED, false);
-    let reg = PluginRegistry::load(&sources()).unwrap();
+    let reg = parity_support::registry();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
     let host = test_host(&loaded, &seqs, &target_fn.plugin);
     let info = host.info();
@@ -486,7 +425,7 @@ fn value_zeroing_matches_the_definition_on_llama() {
 #[test]
 fn value_zeroing_matches_the_definition_on_bart() {
     let (out, loaded, seqs) = value_zeroing_setup("bart", ED_SOURCE, ED_FORCED, true);
-    let reg = PluginRegistry::load(&sources()).unwrap();
+    let reg = parity_support::registry();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
     let host = test_host(&loaded, &seqs, &target_fn.plugin);
     let info = host.info();
@@ -556,7 +495,7 @@ fn value_zeroing_matches_the_definition_on_bart() {
 fn value_zeroing_head_selection_and_scores_layout() {
     // Zeroing one head per layer gives other scores than all heads; a per-layer dict leaves the
     // other layers at zero; decoder_self_scores as a sequence score without attribute_target.
-    let m = model("bart", "value_zeroing").unwrap();
+    let m = api_case_model("bart", "value_zeroing").unwrap();
     let run = |args: Value, target: bool| {
         m.attribute([ED_SOURCE])
             .options(AttributeOptions {
@@ -602,7 +541,7 @@ fn value_zeroing_head_selection_and_scores_layout() {
 // attention_rollout by its properties.
 
 fn rollout_run(path: &std::path::Path, source: &str, forced: &str, target: bool) -> Attribution {
-    let m = load(path, "attention_rollout");
+    let m = api_folder_model(path, "attention_rollout");
     m.attribute([source])
         .options(AttributeOptions {
             generated_texts: vec![forced.to_string()],
@@ -659,7 +598,7 @@ fn attention_rollout_of_one_layer_is_the_residual_adjusted_attention() {
     let folder = fixture_variant("gpt2", dir.path(), |cfg| cfg["n_layer"] = json!(1));
     let out = rollout_run(&folder, DO_PROMPT, DO_FORCED, false);
     let roll = out.sequence_view(0).unwrap().scores.target.unwrap();
-    let att_model = load(&folder, "attention");
+    let att_model = api_folder_model(&folder, "attention");
     let att = att_model
         .attribute([DO_PROMPT])
         .options(AttributeOptions {

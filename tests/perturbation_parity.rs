@@ -15,73 +15,17 @@
 mod parity_support;
 mod plugin_support;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use parity_support::{
-    aggregated_map_mismatches, fixture_model, score_mismatches, test_host, MAP_TOL,
+    aggregated_map_mismatches, api_case_model, fixture_model, score_mismatches, smollm2_gguf,
+    test_host, MAP_TOL,
 };
-use plugin_support::build::{cargo_build_cdylibs, root};
+use plugin_support::build::root;
 use rinseq::attribution::{encode_batch, AttributeOptions};
-use rinseq::plugins::{PluginRegistry, PluginSources};
-use rinseq::{Attribution, AttributionModel, LoadOptions};
+use rinseq::{Attribution, AttributionModel};
 use rinseq_sdk::{
     GradientRequest, GradientRule, HostApi, InputPoint, PointSide, ScoreRequest, Side, Tensor, Wrt,
 };
 use serde_json::{json, Value};
-
-/// The step-function, aggregator and perturbation-method libraries (built once per process).
-fn sources() -> PluginSources {
-    static LIBS: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    let crates = [
-        "rinseq_step_functions",
-        "rinseq_aggregators",
-        "rinseq_perturbation_methods",
-    ];
-    let extra = LIBS
-        .get_or_init(|| {
-            let libs = cargo_build_cdylibs(
-                &root().join("Cargo.toml"),
-                None,
-                &[
-                    "rinseq-step-functions",
-                    "rinseq-aggregators",
-                    "rinseq-perturbation-methods",
-                ],
-            );
-            crates
-                .iter()
-                .map(|c| {
-                    libs.get(*c)
-                        .unwrap_or_else(|| panic!("{c} was not built"))
-                        .clone()
-                })
-                .collect()
-        })
-        .clone();
-    PluginSources {
-        extra,
-        ..Default::default()
-    }
-}
-
-fn smollm2_gguf() -> Option<PathBuf> {
-    let p = std::env::var_os("RINSEQ_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    p.is_file().then_some(p)
-}
-
-/// `name` (a fixture folder or "smollm2") through the library API with `method`; `None` when
-/// the SmolLM2 GGUF is absent.
-fn model(name: &str, method: &str) -> Option<AttributionModel> {
-    let path = match name {
-        "smollm2" => smollm2_gguf()?,
-        n => root().join("tests/fixtures/models").join(n),
-    };
-    let options = LoadOptions::default().plugin_sources(sources());
-    Some(AttributionModel::load_with(path.to_str().unwrap(), method, options).unwrap())
-}
 
 fn strings(v: &Value) -> Vec<String> {
     serde_json::from_value(v.clone()).unwrap_or_default()
@@ -139,7 +83,7 @@ fn occlusion_cases(which: impl Fn(&str) -> bool) {
         .filter(|c| which(c["model"].as_str().unwrap()))
     {
         let id = case["id"].as_str().unwrap();
-        let Some(m) = model(case["model"].as_str().unwrap(), "occlusion") else {
+        let Some(m) = api_case_model(case["model"].as_str().unwrap(), "occlusion") else {
             eprintln!("skipped {id}: SmolLM2 GGUF not found (set RINSEQ_SMOLLM2_GGUF)");
             continue;
         };
@@ -206,15 +150,11 @@ fn occlusion_matches_inseq_on_smollm2() {
     occlusion_cases(|m| m == "smollm2");
 }
 
-fn registry() -> PluginRegistry {
-    PluginRegistry::load(&sources()).unwrap()
-}
-
 /// Scores of perturbed inputs from the score path equal those of the gradient path, and bad
 /// requests get SDK-level messages.
 #[test]
 fn score_requests_are_batched_checked_and_match_the_gradient_path() {
-    let reg = registry();
+    let reg = parity_support::registry();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
     for (name, prompt, forced) in [
         (
@@ -327,7 +267,7 @@ fn every_perturbation_method_runs_on_the_fixtures() {
         ),
     ] {
         for (name, attribute_target) in [("gpt2", false), ("bart", false), ("bart", true)] {
-            let m = model(name, method.0).unwrap();
+            let m = api_case_model(name, method.0).unwrap();
             let case = json!({
                 "inputs": [if name == "gpt2" { "The capital of France is" } else { "The capital of France is Paris." }],
                 "generated_texts": null,
@@ -370,8 +310,8 @@ fn feature_ablation_is_signed_occlusion() {
         "step_scores": [],
         "call_kwargs": {},
     });
-    let occ = run_case(&model("gpt2", "occlusion").unwrap(), &case);
-    let abl = run_case(&model("gpt2", "feature_ablation").unwrap(), &case);
+    let occ = run_case(&api_case_model("gpt2", "occlusion").unwrap(), &case);
+    let abl = run_case(&api_case_model("gpt2", "feature_ablation").unwrap(), &case);
     let (o, a) = (
         occ.sequence_view(0).unwrap().scores.target.unwrap(),
         abl.sequence_view(0).unwrap().scores.target.unwrap(),

@@ -23,13 +23,15 @@ pub const STEP_SCORE_TOL: f64 = 1e-4;
 /// Absolute tolerance on aggregated attribution maps.
 pub const MAP_TOL: f32 = 1e-3;
 
-/// The workspace's step-function, aggregator and gradient-method plugins (built by cargo).
+/// The workspace's plugin libraries (built by cargo once per process).
 pub fn workspace_sources() -> PluginSources {
     PluginSources {
         extra: [
             "rinseq_step_functions",
             "rinseq_aggregators",
             "rinseq_gradient_methods",
+            "rinseq_internals_methods",
+            "rinseq_perturbation_methods",
         ]
         .iter()
         .map(|c| workspace_plugin(c))
@@ -38,7 +40,7 @@ pub fn workspace_sources() -> PluginSources {
     }
 }
 
-/// The registry of the workspace's step-function, aggregator and gradient-method plugins.
+/// The registry of the workspace's plugins.
 pub fn registry() -> PluginRegistry {
     PluginRegistry::load(&workspace_sources()).unwrap()
 }
@@ -53,6 +55,26 @@ pub fn api_model(name: &str, method: &str) -> AttributionModel {
 pub fn api_folder_model(folder: &Path, method: &str) -> AttributionModel {
     let options = LoadOptions::default().plugin_sources(workspace_sources());
     AttributionModel::load_with(folder.to_str().unwrap(), method, options).unwrap()
+}
+
+/// The SmolLM2-135M-Instruct GGUF (`RINSEQ_SMOLLM2_GGUF`, else ../shared/models), if present.
+pub fn smollm2_gguf() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("RINSEQ_SMOLLM2_GGUF")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            super::plugin_support::build::root()
+                .join("../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    p.is_file().then_some(p)
+}
+
+/// A fixture model by folder name, or `"smollm2"`, through the library API with `method`;
+/// `None` when the SmolLM2 GGUF is absent.
+pub fn api_case_model(name: &str, method: &str) -> Option<AttributionModel> {
+    match name {
+        "smollm2" => Some(api_folder_model(&smollm2_gguf()?, method)),
+        n => Some(api_model(n, method)),
+    }
 }
 
 /// A fixture model of tests/fixtures/models and its generation settings: the folder's
