@@ -59,6 +59,9 @@ impl Model for Fake {
     fn device(&self) -> &candle_core::Device {
         &candle_core::Device::Cpu
     }
+    fn dtype(&self) -> candle_core::DType {
+        candle_core::DType::F32
+    }
     fn embed(&self, _side: Side, _ids: &Tensor) -> Result<Tensor> {
         candle_core::bail!("not used")
     }

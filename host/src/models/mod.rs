@@ -185,6 +185,9 @@ pub trait Model: Send + Sync {
     /// (the one device choice of a run, made when the model is loaded).
     fn device(&self) -> &candle_core::Device;
 
+    /// The dtype the model computes in (its weights'): host-built activations are converted to it.
+    fn dtype(&self) -> candle_core::DType;
+
     /// Input embeddings for token ids `(batch, len)` -> `(batch, len, hidden)`, exactly as Inseq
     /// computes them (the embedding table, times `embed_scale` where the architecture has one;
     /// position embeddings are added inside [`Model::forward`], as HF does with `inputs_embeds`).

@@ -102,10 +102,8 @@ impl<'a> ModelHost<'a> {
 
     /// An SDK tensor as a candle tensor in the model's dtype.
     pub(super) fn to_candle(&self, t: &SdkTensor) -> Result<Tensor, PluginError> {
-        // The model's dtype is its embeddings' dtype.
-        let dtype = self.embed_ids(ModelSide::Decoder, &[0])?.dtype();
         Tensor::from_slice(&t.data, t.shape.to_vec(), self.model.device())
-            .and_then(|x| x.to_dtype(dtype))
+            .and_then(|x| x.to_dtype(self.model.dtype()))
             .map_err(host_err)
     }
 }

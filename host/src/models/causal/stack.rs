@@ -187,6 +187,10 @@ impl<A: CausalBackward> Model for CausalLm<A> {
         self.lm_head.w.device()
     }
 
+    fn dtype(&self) -> candle_core::DType {
+        self.lm_head.w.dtype()
+    }
+
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         if side == Side::Encoder {
             return Err(

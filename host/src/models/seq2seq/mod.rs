@@ -196,6 +196,10 @@ impl Model for Seq2Seq {
         self.lm_head.w.device()
     }
 
+    fn dtype(&self) -> candle_core::DType {
+        self.lm_head.w.dtype()
+    }
+
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         let table = &self.stack(side).embed_tokens;
         let (b, t) = ids.dims2()?;

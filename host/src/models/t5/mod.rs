@@ -317,6 +317,10 @@ impl Model for T5 {
         self.lm_head.w.device()
     }
 
+    fn dtype(&self) -> candle_core::DType {
+        self.lm_head.w.dtype()
+    }
+
     fn embed(&self, side: Side, ids: &Tensor) -> Result<Tensor> {
         let table = match side {
             Side::Encoder => &self.encoder.embed,
