@@ -2,12 +2,14 @@
 //! the gradients and scores of the per-row path (one autograd forward per (point, step)), on
 //! the tiny decoder fixtures: GPT-2, grouped-query attention, Qwen2's q/k/v biases, Mistral's
 //! sliding window, BART / Marian / mBART (source gradients through the encoder), plain and
-//! contrastive targets, several point groups.
+//! contrastive targets, several point groups. Score requests through the KV cache of the
+//! unperturbed prefix match whole forwards, for points that change any position.
 
 mod parity_support;
 mod plugin_support;
 
 use parity_support::{fixture_model, fixture_variant, folder_model, registry, test_host};
+use rinseq::attribution::serve::PrefixReuse;
 use rinseq::attribution::{encode_batch, AttributeOptions, ModelHost};
 use rinseq::models::load::LoadedModel;
 use rinseq_sdk::{
@@ -48,6 +50,10 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
     let host = |share_forward| ModelHost {
         tokens_per_forward: 8,
         share_forward,
+        prefix_reuse: match share_forward {
+            true => PrefixReuse::Always,
+            false => PrefixReuse::Never,
+        },
         ..test_host(loaded, &seqs, &target_fn.plugin)
     };
     let actual = host(false).inputs(0, &Wrt::InputEmbeddings).unwrap();
@@ -96,6 +102,25 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
         }
         (None, None) => assert!(!enc_dec, "{what}: no source gradients"),
         _ => panic!("{what}: only one path returned source gradients"),
+    }
+    // Perturbations from every position on (occlusion-like ids, a zeroed embedding row): the
+    // KV-cached path restarts each point at its first change.
+    let ids = &seqs[0].target_ids;
+    let mut points = points;
+    for i in 0..ids.len() {
+        let mut changed = ids.clone();
+        changed[i] = (ids[i] + 1) % loaded.model.spec().vocab_size as u32;
+        points.push(InputPoint {
+            source: PointSide::Actual,
+            target: PointSide::Ids(changed),
+        });
+        let mut zeroed = actual[1].clone();
+        let width = zeroed.shape[1];
+        zeroed.data[i * width..(i + 1) * width].fill(0.0);
+        points.push(InputPoint {
+            source: PointSide::Actual,
+            target: PointSide::Values(zeroed),
+        });
     }
     let scores = ScoreRequest {
         sequence: 0,

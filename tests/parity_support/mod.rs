@@ -223,5 +223,6 @@ pub fn test_host<'a>(
         tokens_per_forward: 64,
         force_contrast_inputs: false,
         share_forward: false,
+        prefix_reuse: rinseq::attribution::serve::PrefixReuse::Never,
     }
 }

@@ -139,7 +139,8 @@ impl<'m> AttributeRequest<'m> {
         self
     }
 
-    /// One differentiable forward per (point, step) instead of one shared forward per point.
+    /// One differentiable forward per (point, step) instead of one shared forward per point, and
+    /// one whole forward per perturbed point instead of the unperturbed prefix's KV cache.
     pub fn per_row_forward(mut self, on: bool) -> Self {
         self.options.per_row_forward = on;
         self

@@ -80,7 +80,9 @@ pub struct AttributeOptions {
     /// `tokens_per_forward` when needed and refuses a sequence too long for it.
     pub max_memory: Option<u64>,
     /// Serve gradient requests with one differentiable forward per (point, step) instead of one
-    /// shared forward per point (benchmarks, debugging; same numbers up to float order).
+    /// shared forward per point, and score requests with one whole forward per point instead of
+    /// reusing the unperturbed prefix's KV cache (benchmarks, debugging; same numbers up to
+    /// float order).
     pub per_row_forward: bool,
 }
 
@@ -425,6 +427,10 @@ pub fn attribute(
             tokens_per_forward: tokens_per_forward.max(1),
             force_contrast_inputs: opts.contrast_force_inputs,
             share_forward: !opts.per_row_forward,
+            prefix_reuse: match opts.per_row_forward {
+                true => serve::PrefixReuse::Never,
+                false => serve::PrefixReuse::Auto,
+            },
         };
         let request = AttributionRequest {
             sequences: chunk.iter().map(EncodedSequence::to_sdk).collect(),

@@ -87,7 +87,8 @@ pub struct AttributionFlags {
     /// half of the machine's memory): sizes the batched forwards to stay under it.
     #[arg(long = "max-memory", value_name = "SIZE", value_parser = crate::attribution::memory::parse_size)]
     pub max_memory: Option<u64>,
-    /// One differentiable forward per (point, step) instead of one shared forward per point
+    /// One differentiable forward per (point, step) instead of one shared forward per point, and
+    /// one whole forward per perturbed input instead of reusing the unperturbed prefix's KV cache
     /// (for benchmarks and debugging: the same numbers up to float summation order).
     #[arg(long = "per-row-forward")]
     pub per_row_forward: bool,

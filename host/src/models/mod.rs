@@ -216,6 +216,36 @@ pub trait Model: Send + Sync {
     ) -> Option<Result<Box<dyn PrefixBackward + '_>>> {
         None
     }
+
+    /// Runs one unperturbed decoder input `embeds` `(1, len, hidden)` with a KV cache, returning
+    /// its logits at `logits_at` and the cache, from which copies of the sequence that differ
+    /// only from some position on re-run just those positions (perturbation methods). `None`
+    /// where the architecture has no such path (encoder-decoder models: a perturbed source
+    /// changes every decoder position).
+    fn cache_prefix(
+        &self,
+        _embeds: &Tensor,
+        _logits_at: &LogitPositions,
+    ) -> Option<Result<(Tensor, Box<dyn CachedPrefix + '_>)>> {
+        None
+    }
+}
+
+/// The keys and values of every layer for one decoder input (see [`Model::cache_prefix`]).
+pub trait CachedPrefix: Send + Sync {
+    /// How many positions are cached.
+    fn len(&self) -> usize;
+
+    /// Whether no position is cached.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Logits `(rows, at.len(), vocab)` of `rows` sequences made of the first `past` cached
+    /// positions followed by `embeds` `(rows, n, hidden)` at positions `past..past + n`; `at`
+    /// indexes the new positions (`0` is position `past`). Equal, up to float summation order,
+    /// to a full forward of those sequences.
+    fn logits_after(&self, past: usize, embeds: &Tensor, at: &[usize]) -> Result<Tensor>;
 }
 
 /// What incremental decoding starts from.

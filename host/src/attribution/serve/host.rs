@@ -5,6 +5,7 @@ use candle_core::{DType, Tensor};
 use rinseq_sdk::abi::LoadedStepFunction;
 use rinseq_sdk::{ErrorCode, Flags, PluginError, PointSide, Tensor as SdkTensor};
 
+use super::prefix_cache::PrefixReuse;
 use crate::attribution::sequence::EncodedSequence;
 use crate::models::{Model, ModelKind, Side as ModelSide};
 
@@ -39,6 +40,9 @@ pub struct ModelHost<'a> {
     /// Serve decoder-only gradient requests from one shared forward per input point where the
     /// model can (`shared.rs`); `false` runs one differentiable forward per (point, step).
     pub share_forward: bool,
+    /// When decoder-only score requests reuse the unperturbed prefix's KV cache
+    /// (`prefix_cache.rs`).
+    pub prefix_reuse: PrefixReuse,
 }
 
 pub(crate) fn host_err(e: impl std::fmt::Display) -> PluginError {

@@ -8,14 +8,13 @@
 //! [`SCORE_TOKENS_FACTOR`] × `tokens_per_forward` tokens, which run side by side on the rayon
 //! pool. No activation is kept (no gradient), so memory stays at one batch's activations.
 //!
-//! Not done: reusing the KV cache of the unperturbed prefix up to a point's first perturbed
-//! position. The public `Model` interface offers a KV cache only through
-//! `Model::start_decoding`, which takes token ids and returns the logits of the *last* position
-//! of each call: the steps after the prefix would have to be fed one token per call (one
-//! sequential batched decode per attributed step), which on CPU costs more than the prefix it
-//! saves (for occlusion the perturbed positions are spread over the whole prefix, so on average
-//! half of each point's tokens would be saved, against `steps` sequential calls of small matrix
-//! products instead of one large one).
+//! Decoder-only models go further (`prefix_cache.rs`): the unperturbed sequence runs once with
+//! a KV cache, and a point re-runs only the positions from its first change on; the steps before
+//! it keep the unperturbed scores. Encoder-decoder models run each point whole (a perturbed source
+//! changes every decoder position).
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
@@ -25,6 +24,7 @@ use rinseq_sdk::{
 
 use super::forward::{score_rows, RowContrast};
 use super::host::{host_err, ModelHost};
+use super::prefix_cache::PrefixReuse;
 use crate::attribution::sequence::EncodedSequence;
 use crate::models::{ForwardInput, LogitPositions, Side as ModelSide, SideInput, Taps};
 
@@ -142,19 +142,38 @@ impl ModelHost<'_> {
         if np == 0 || ns == 0 {
             return SdkTensor::new(vec![np, ns], vec![]);
         }
+        let job = ScoreJob {
+            seq,
+            points,
+            steps,
+            // The prefix every step needs: logits at position `step − 1` see `target[..step]`.
+            len: steps.iter().copied().max().unwrap_or(1).max(1) as usize,
+            contrast: self.contrast_for_steps(seq, steps)?,
+            budget: self.tokens_per_forward.max(1) * SCORE_TOKENS_FACTOR,
+            done: AtomicU64::new(0),
+        };
+        let scores = match self.decoder_only() && self.prefix_reuse != PrefixReuse::Never {
+            true => match self.score_with_prefix_cache(&job)? {
+                Some(scores) => scores,
+                None => self.score_whole(&job)?,
+            },
+            false => self.score_whole(&job)?,
+        };
+        SdkTensor::new(vec![np, ns], scores)
+    }
+
+    /// Every point as one whole forward over `job.len` target tokens (and the source).
+    fn score_whole(&self, job: &ScoreJob<'_>) -> Result<Vec<f32>, PluginError> {
+        let (seq, points, len) = (job.seq, job.points, job.len);
+        let np = points.len();
         let enc_dec = !self.decoder_only();
-        // The prefix every step needs: logits at position `step − 1` see `target[..step]`.
-        let len = steps.iter().copied().max().unwrap_or(1).max(1) as usize;
         let src_len = if enc_dec { seq.source_ids.len() } else { 0 };
-        let budget = self.tokens_per_forward.max(1) * SCORE_TOKENS_FACTOR;
-        let per_batch = (budget / (len + src_len).max(1)).clamp(1, np);
-        let contrast = self.contrast_for_steps(seq, steps)?;
-        let positions: Vec<usize> = steps.iter().map(|&s| s as usize - 1).collect();
-        let step_ids: Vec<u32> = steps.iter().map(|&s| seq.target_ids[s as usize]).collect();
-        let done = std::sync::atomic::AtomicU64::new(0);
+        let per_batch = (job.budget / (len + src_len).max(1)).clamp(1, np);
+        let positions = job.positions();
+        let all_steps: Vec<usize> = (0..job.steps.len()).collect();
         let device = self.model.device().clone();
         let ones = |rows: usize, n: usize| Tensor::ones((rows, n), DType::U8, &device);
-        let run = |range: std::ops::Range<usize>| -> Result<Vec<f32>, PluginError> {
+        let run = |range: Range<usize>| -> Result<Vec<f32>, PluginError> {
             let rows = range.len();
             let targets = points[range.clone()]
                 .iter()
@@ -189,37 +208,11 @@ impl ModelHost<'_> {
                 .forward(&input, &mut Taps::none())
                 .map_err(host_err)?
                 .logits;
-            let values: Vec<f32> = logits
-                .to_dtype(DType::F32)
-                .and_then(|l| l.flatten_all())
-                .and_then(|l| l.to_vec1())
-                .map_err(host_err)?;
-            let vocab = values.len() / (rows * ns);
-            let target_ids: Vec<u32> = (0..rows).flat_map(|_| step_ids.iter().copied()).collect();
-            let row_contrast = contrast.as_ref().map(|(ids, logits)| RowContrast {
-                target_ids: (0..rows).flat_map(|_| ids.iter().copied()).collect(),
-                logits: logits.as_ref().map(|(l, v)| {
-                    (0..rows)
-                        .flat_map(|_| l[..ns * v].iter().copied())
-                        .collect()
-                }),
-            });
-            debug_assert_eq!(values.len(), rows * ns * vocab);
-            let (scores, _) = score_rows(
-                self.target_fn,
-                &values,
-                &target_ids,
-                row_contrast.as_ref(),
-                &[],
-                false,
-            )?;
-            let so_far = done.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
-            if !self.progress(so_far + rows as u64, np as u64) {
-                return Err(PluginError::new(ErrorCode::Cancelled, "cancelled"));
-            }
+            let scores = self.score_logits(job, &logits, rows, &all_steps)?;
+            job.advance(self, rows)?;
             Ok(scores)
         };
-        let batches: Vec<std::ops::Range<usize>> = (0..np)
+        let batches: Vec<Range<usize>> = (0..np)
             .step_by(per_batch)
             .map(|s| s..(s + per_batch).min(np))
             .collect();
@@ -228,6 +221,93 @@ impl ModelHost<'_> {
         } else {
             batches.into_iter().map(run).collect::<Result<_, _>>()?
         };
-        SdkTensor::new(vec![np, ns], parts.concat())
+        Ok(parts.concat())
+    }
+
+    /// The attributed function on `logits` `(rows, which.len(), vocab)`, the logits of the
+    /// steps `job.steps[which]` of `rows` points: scores `(rows × which.len())`.
+    pub(super) fn score_logits(
+        &self,
+        job: &ScoreJob<'_>,
+        logits: &Tensor,
+        rows: usize,
+        which: &[usize],
+    ) -> Result<Vec<f32>, PluginError> {
+        let values: Vec<f32> = logits
+            .to_dtype(DType::F32)
+            .and_then(|l| l.flatten_all())
+            .and_then(|l| l.to_vec1())
+            .map_err(host_err)?;
+        let k = which.len();
+        let step_ids: Vec<u32> = which
+            .iter()
+            .map(|&j| job.seq.target_ids[job.steps[j] as usize])
+            .collect();
+        let target_ids: Vec<u32> = (0..rows).flat_map(|_| step_ids.iter().copied()).collect();
+        let row_contrast = job.contrast.as_ref().map(|(ids, logits)| RowContrast {
+            target_ids: (0..rows)
+                .flat_map(|_| which.iter().map(|&j| ids[j]))
+                .collect(),
+            logits: logits.as_ref().map(|(l, v)| {
+                (0..rows)
+                    .flat_map(|_| which.iter().flat_map(|&j| l[j * v..(j + 1) * v].iter()))
+                    .copied()
+                    .collect()
+            }),
+        });
+        if values.len() != rows * k * self.model.spec().vocab_size {
+            return Err(host_err(format!(
+                "scoring logits have {} values, expected {rows} rows × {k} steps × {} vocab",
+                values.len(),
+                self.model.spec().vocab_size
+            )));
+        }
+        let (scores, _) = score_rows(
+            self.target_fn,
+            &values,
+            &target_ids,
+            row_contrast.as_ref(),
+            &[],
+            false,
+        )?;
+        Ok(scores)
+    }
+}
+
+/// One score request, checked: what both scoring paths read.
+pub(super) struct ScoreJob<'a> {
+    /// The sequence the points perturb.
+    pub seq: &'a EncodedSequence,
+    /// The points.
+    pub points: &'a [InputPoint],
+    /// The attributed steps.
+    pub steps: &'a [u32],
+    /// Target tokens every point runs: the longest step's prefix.
+    pub len: usize,
+    /// The contrast of each step (ids, and logits when the contrast input is forced).
+    pub contrast: Option<StepContrast>,
+    /// Tokens (rows × length) per batched forward.
+    pub budget: usize,
+    /// Points scored so far (progress).
+    pub done: AtomicU64,
+}
+
+/// Each step's aligned contrast id and, when the contrast input is forced, its logits
+/// (`steps × vocab`, and the vocabulary size).
+pub(super) type StepContrast = (Vec<u32>, Option<(Vec<f32>, usize)>);
+
+impl ScoreJob<'_> {
+    /// The decoder position whose logits score each step (`step − 1`).
+    pub fn positions(&self) -> Vec<usize> {
+        self.steps.iter().map(|&s| s as usize - 1).collect()
+    }
+
+    /// Counts `rows` more points as scored; an error when the user cancelled.
+    pub fn advance(&self, host: &ModelHost<'_>, rows: usize) -> Result<(), PluginError> {
+        let so_far = self.done.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
+        match host.progress(so_far, self.points.len() as u64) {
+            true => Ok(()),
+            false => Err(PluginError::new(ErrorCode::Cancelled, "cancelled")),
+        }
     }
 }

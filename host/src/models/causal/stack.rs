@@ -15,8 +15,8 @@ use crate::models::backward::{
 use crate::models::ops::ConstLinear;
 use crate::models::taps::BlockPaths;
 use crate::models::{
-    DecodeStart, DecodingState, ForwardInput, ForwardOutput, Model, ModelError, ModelSpec, Side,
-    Taps,
+    CachedPrefix, DecodeStart, DecodingState, ForwardInput, ForwardOutput, LogitPositions, Model,
+    ModelError, ModelSpec, Side, Taps,
 };
 
 /// What one decoder-only architecture adds to the shared [`CausalLm`] stack.
@@ -243,6 +243,98 @@ impl<A: CausalBackward> Model for CausalLm<A> {
             return None;
         }
         shared(self.shared_forward(embeds))
+    }
+
+    fn cache_prefix(
+        &self,
+        embeds: &Tensor,
+        logits_at: &LogitPositions,
+    ) -> Option<Result<(Tensor, Box<dyn CachedPrefix + '_>)>> {
+        let run = || -> Result<(Tensor, Box<dyn CachedPrefix + '_>)> {
+            let (rows, len, _) = embeds.dims3()?;
+            if rows != 1 {
+                candle_core::bail!("a cached prefix is one sequence, got {rows} rows");
+            }
+            let mut caches = vec![None; self.blocks.len()];
+            let mask = Tensor::ones((1, len), DType::U8, embeds.device())?;
+            let logits = self.cached_run(embeds, &mask, 0, &mut caches, logits_at)?;
+            let prefix = CausalPrefix {
+                model: self,
+                caches,
+                len,
+            };
+            Ok((logits, Box::new(prefix)))
+        };
+        Some(run())
+    }
+}
+
+impl<A: CausalArch> CausalLm<A> {
+    /// The forward of `embeds` `(rows, n, hidden)` after `past` positions held in `caches`
+    /// (extended in place), with logits at `logits_at` of the new positions.
+    fn cached_run(
+        &self,
+        embeds: &Tensor,
+        mask: &Tensor,
+        past: usize,
+        caches: &mut [KvCache],
+        logits_at: &LogitPositions,
+    ) -> Result<Tensor> {
+        let n = embeds.dim(1)?;
+        check_len(&self.spec, past + n)?;
+        let ctx = self
+            .arch
+            .ctx(mask, n, past, embeds.dtype(), embeds.device())?;
+        let mut taps = Taps::none();
+        let x = self.arch.embed_input(embeds.clone(), mask, &mut taps)?;
+        let pass = Pass {
+            taps: &mut taps,
+            cache: Some(caches),
+            save: None,
+        };
+        let x = self.blocks(x, &ctx, pass)?;
+        let x = logits_at.select(&self.arch.final_norm(&x)?)?;
+        self.lm_head.forward(&x)
+    }
+}
+
+/// The KV cache of one unperturbed input of a [`CausalLm`] (see [`Model::cache_prefix`]).
+struct CausalPrefix<'a, A: CausalArch> {
+    model: &'a CausalLm<A>,
+    /// Each block's keys and values `(1, kv_heads, len, head_dim)`.
+    caches: Vec<KvCache>,
+    len: usize,
+}
+
+impl<A: CausalArch> CachedPrefix for CausalPrefix<'_, A> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn logits_after(&self, past: usize, embeds: &Tensor, at: &[usize]) -> Result<Tensor> {
+        if past > self.len {
+            candle_core::bail!("{past} cached positions asked for, {} kept", self.len);
+        }
+        let rows = embeds.dim(0)?;
+        // Every row starts with the same cached positions: a copy of the first `past` per row.
+        let rows_of = |t: &Tensor| -> Result<Tensor> {
+            let mut dims = t.dims().to_vec();
+            dims[0] = rows;
+            dims[2] = past;
+            t.narrow(2, 0, past)?.broadcast_as(dims)?.contiguous()
+        };
+        let mut caches = self
+            .caches
+            .iter()
+            .map(|c| match c {
+                Some((k, v)) if past > 0 => Ok(Some((rows_of(k)?, rows_of(v)?))),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<KvCache>>>()?;
+        let n = embeds.dim(1)?;
+        let mask = Tensor::ones((rows, past + n), DType::U8, embeds.device())?;
+        let at = LogitPositions::These(at.to_vec());
+        self.model.cached_run(embeds, &mask, past, &mut caches, &at)
     }
 }
 
