@@ -221,6 +221,7 @@ pub fn test_host<'a>(
             | rinseq_sdk::Flags::USES_INTERNALS,
         attribute_target: true,
         tokens_per_forward: 64,
+        memory_budget: u64::MAX,
         force_contrast_inputs: false,
         share_forward: false,
         prefix_reuse: rinseq::attribution::serve::PrefixReuse::Never,

@@ -54,6 +54,31 @@ pub fn activation_bytes_per_token(spec: &ModelSpec, len: usize) -> u64 {
     4 * layers * per_layer
 }
 
+/// Estimated bytes the shared forward (`serve/shared.rs`) keeps per token of a row of `len`
+/// tokens: about 10 × hidden per layer (the block's residuals, q, k, v, the MLP's gate and up:
+/// 0.64 MB per token for SmolLM2-135M at short lengths) plus the attention probabilities
+/// (heads × len per layer, the term that dominates long rows).
+pub fn shared_bytes_per_token(spec: &ModelSpec, len: usize) -> u64 {
+    let layers = (spec.num_layers + spec.encoder_layers) as u64;
+    4 * layers * (10 * spec.hidden_size as u64 + (spec.num_heads * len) as u64)
+}
+
+/// Tokens (rows × length) one shared forward may keep under `budget` for rows of `len` tokens:
+/// half of what the weights leave (the other half is for the backward batches running side by
+/// side and the gradients they return), at least one row.
+pub fn shared_tokens(spec: &ModelSpec, budget: u64, len: usize) -> usize {
+    let free = budget.saturating_sub(weight_bytes(spec));
+    let per_token = shared_bytes_per_token(spec, len).max(1);
+    ((free / 2 / per_token) as usize).max(len.max(1))
+}
+
+/// Whether two chunks of `tokens` tokens (rows of `len`) fit side by side under `budget` (else
+/// the autograd path runs its chunks one at a time).
+pub fn two_chunks_fit(spec: &ModelSpec, budget: u64, tokens: usize, len: usize) -> bool {
+    let free = budget.saturating_sub(weight_bytes(spec));
+    2 * tokens as u64 * activation_bytes_per_token(spec, len) <= free
+}
+
 /// Estimated bytes of the weights (f32): embeddings and 12 × hidden² per layer.
 pub fn weight_bytes(spec: &ModelSpec) -> u64 {
     let h = spec.hidden_size as u64;
@@ -124,10 +149,24 @@ mod tests {
         assert_eq!(tokens_per_forward(&s, tight, 16, 64), 20);
         assert_eq!(tokens_per_forward(&s, 0, 16, 64), 16, "one row at least");
         assert!(row_fits(&s, 64 << 30, 1024).is_ok());
+        // One 1024-token row alone takes over half of 12 GB: its chunks run one at a time.
+        assert!(two_chunks_fit(&s, 12 << 30, 64, 16));
+        assert!(!two_chunks_fit(&s, 12 << 30, 1024, 1024));
         let e = row_fits(&s, 1 << 30, 1024).unwrap_err();
         assert!(
             e.contains("1024 tokens") && e.contains("--max-memory"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn shared_forwards_keep_fewer_long_rows() {
+        let s = smollm2();
+        let short = shared_bytes_per_token(&s, 16);
+        assert!((600 << 10..700 << 10).contains(&short), "{short}");
+        // 12 GB: thousands of tokens per group on short rows, three 1024-token rows on long ones.
+        assert!(shared_tokens(&s, 12 << 30, 16) > 8 * 64);
+        assert_eq!(shared_tokens(&s, 12 << 30, 1024) / 1024, 3);
+        assert_eq!(shared_tokens(&s, 0, 1024), 1024, "one row at least");
     }
 }

@@ -425,6 +425,7 @@ pub fn attribute(
             method_flags: method.capabilities.flags,
             attribute_target: opts.attribute_target || decoder_only,
             tokens_per_forward: tokens_per_forward.max(1),
+            memory_budget: budget,
             force_contrast_inputs: opts.contrast_force_inputs,
             share_forward: !opts.per_row_forward,
             prefix_reuse: match opts.per_row_forward {

@@ -9,6 +9,7 @@ use rinseq_sdk::{
 use super::forward::{run_rows, GradMode, RowContrast, RowResult, Rows};
 use super::host::{host_err, to_sdk, ModelHost};
 use super::layer::{activation_at, LayerTap};
+use crate::attribution::memory;
 use crate::attribution::sequence::EncodedSequence;
 use crate::models::Side as ModelSide;
 
@@ -199,6 +200,7 @@ impl ModelHost<'_> {
         let group = if deeplift { np } else { 1 };
         let row_tokens = |i: usize| steps[pairs[i].1] as usize + seq.source_ids.len();
         let chunks = chunk_rows(pairs.len(), group, self.tokens_per_forward, row_tokens);
+        let longest = (0..pairs.len()).map(row_tokens).max().unwrap_or(1);
         let finished = std::sync::atomic::AtomicUsize::new(0);
         let run_chunk = |range: std::ops::Range<usize>| -> Result<RowResult, PluginError> {
             let rows = &pairs[range];
@@ -251,7 +253,14 @@ impl ModelHost<'_> {
         // the matmuls inside each nest in the same pool, so every core works on its own chunk
         // instead of splitting each small matmul (IG 1.5x faster on 2 cores, for twice the
         // activation memory). A few chunks (saliency) run one by one and keep memory low.
-        let results: Vec<RowResult> = if chunks.len() >= PARALLEL_MIN_CHUNKS {
+        let side_by_side = chunks.len() >= PARALLEL_MIN_CHUNKS
+            && memory::two_chunks_fit(
+                self.model.spec(),
+                self.memory_budget,
+                self.tokens_per_forward,
+                longest,
+            );
+        let results: Vec<RowResult> = if side_by_side {
             use rayon::prelude::*;
             chunks
                 .into_par_iter()

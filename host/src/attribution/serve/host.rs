@@ -34,6 +34,9 @@ pub struct ModelHost<'a> {
     pub attribute_target: bool,
     /// Tokens (rows × length) per batched forward.
     pub tokens_per_forward: usize,
+    /// The memory budget in bytes (`--max-memory`): caps what a shared forward keeps and
+    /// whether autograd chunks run side by side (`attribution/memory.rs`).
+    pub memory_budget: u64,
     /// Run the contrast input for a contrastive attributed function (else reuse the original
     /// forward and change only the target id).
     pub force_contrast_inputs: bool,

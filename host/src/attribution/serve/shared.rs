@@ -19,6 +19,7 @@ use rinseq_sdk::{ErrorCode, GradientResponse, HostApi, PluginError, Tensor as Sd
 
 use super::forward::{score_rows, RowContrast};
 use super::host::{host_err, to_sdk, ModelHost};
+use crate::attribution::memory;
 use crate::attribution::sequence::EncodedSequence;
 use crate::models::backward::Streams;
 
@@ -82,9 +83,12 @@ impl ModelHost<'_> {
         }
         let full_len = seq.target_ids.len();
         let len = steps.iter().copied().max().unwrap_or(1).max(1) as usize;
-        let budget = self.tokens_per_forward.max(1) * SHARED_TOKENS_FACTOR;
         // Every point keeps its decoder prefix and, on encoder-decoder models, its source.
         let src_len = seq.source_ids.len() * usize::from(sources.is_some());
+        let spec = self.model.spec();
+        let budget = (self.tokens_per_forward.max(1) * SHARED_TOKENS_FACTOR).min(
+            memory::shared_tokens(spec, self.memory_budget, len + src_len),
+        );
         let n_groups = (np * (len + src_len)).div_ceil(budget).clamp(1, np);
         let per_group = np.div_ceil(n_groups).max(1);
         let total = (np * ns) as u64;
