@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use rinseq_sdk::{
     AttributionRequest, ErrorCode, GradientRequest, GradientResponse, GradientRule, HostApi,
     InputPoint, InternalsRequest, InternalsResponse, ModelInfo, ModelKind, PluginError, PointSide,
-    ScoreRequest, SequenceInput, Side, SidePair, Tensor, Token, TokenId, Wrt,
+    ScoreOutput, ScoreRequest, SequenceInput, Side, SidePair, Tensor, Token, TokenId, Wrt,
 };
 
 /// Vocabulary size.
@@ -444,6 +444,11 @@ impl HostApi for LayerToy {
     }
 
     fn scores(&self, r: ScoreRequest) -> Result<Tensor, PluginError> {
+        if r.output != ScoreOutput::AttributedFunction {
+            return Err(PluginError::unsupported(
+                "the test host scores the attributed function only",
+            ));
+        }
         let mut out = Vec::new();
         for point in r.points.iter() {
             let src = if self.enc_dec {

@@ -9,6 +9,8 @@
 //! - score requests: the batched no-gradient path gives the scores of the gradient path, on
 //!   decoder-only and encoder-decoder fixtures, and malformed requests get one-line SDK-level
 //!   errors naming the request, the rule and the fix;
+//! - target ranks (`ScoreOutput::TargetRank`, ReAGent's stopping rule) equal the ranks read
+//!   off a direct model forward, on both model kinds, with and without the prefix cache;
 //! - every perturbation method runs end to end on a fixture (shapes, finite values, the
 //!   declared default aggregation) and `feature_ablation` is signed occlusion.
 
@@ -20,10 +22,13 @@ use parity_support::{
     test_host, MAP_TOL,
 };
 use plugin_support::build::root;
+use rinseq::attribution::serve::PrefixReuse;
 use rinseq::attribution::{encode_batch, AttributeOptions};
+use rinseq::models::{ForwardInput, LogitPositions, Side as ModelSide, SideInput, Taps};
 use rinseq::{Attribution, AttributionModel};
 use rinseq_sdk::{
-    GradientRequest, GradientRule, HostApi, InputPoint, PointSide, ScoreRequest, Side, Tensor, Wrt,
+    GradientRequest, GradientRule, HostApi, InputPoint, PointSide, ScoreOutput, ScoreRequest, Side,
+    Tensor, Wrt,
 };
 use serde_json::{json, Value};
 
@@ -198,6 +203,7 @@ fn score_requests_are_batched_checked_and_match_the_gradient_path() {
                 sequence: 0,
                 points: points.clone(),
                 steps: steps.clone(),
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(scores.shape, vec![points.len(), steps.len()]);
@@ -222,6 +228,7 @@ fn score_requests_are_batched_checked_and_match_the_gradient_path() {
                 sequence: 0,
                 points,
                 steps,
+                ..Default::default()
             })
             .unwrap_err()
             .message
@@ -250,6 +257,110 @@ fn score_requests_are_batched_checked_and_match_the_gradient_path() {
         let e = bad(vec![wrong], steps.clone());
         assert!(e.contains("values of shape [2, 3]"), "{e}");
         assert!(!e.contains('\n'));
+    }
+}
+
+/// `ScoreOutput::TargetRank` is 1 + the number of vocabulary entries whose logit beats the
+/// target's, read here off a direct forward of each point (no host, no scoring code).
+#[test]
+fn target_ranks_equal_the_ranks_of_a_direct_forward() {
+    use candle_core::{DType, Device, Tensor as CTensor};
+    let reg = parity_support::registry();
+    let target_fn = reg.step_function("probability", &json!({})).unwrap();
+    for (name, prompt, forced) in [
+        (
+            "gpt2",
+            "The capital of France is",
+            "The capital of France is the city of",
+        ),
+        (
+            "bart",
+            "The capital of France is Paris.",
+            "La capitale della Francia è Parigi.",
+        ),
+    ] {
+        let (loaded, generation) = fixture_model(name, &json!({}));
+        let opts = AttributeOptions {
+            generated_texts: vec![forced.to_string()],
+            ..Default::default()
+        };
+        let seqs = encode_batch(&loaded, &[prompt.to_string()], &opts, &generation).unwrap();
+        let seq = &seqs[0];
+        let steps: Vec<u32> = seq.steps.iter().map(|&s| s as u32).collect();
+        let enc_dec = name == "bart";
+        // The actual input, then each target token (and for bart each source token) replaced.
+        let mut points = vec![(seq.source_ids.clone(), seq.target_ids.clone())];
+        for p in 0..seq.target_ids.len() {
+            let mut ids = seq.target_ids.clone();
+            ids[p] = (ids[p] + 7) % loaded.spec.vocab_size as u32;
+            points.push((seq.source_ids.clone(), ids));
+        }
+        if enc_dec {
+            for p in 0..seq.source_ids.len() {
+                let mut ids = seq.source_ids.clone();
+                ids[p] = (ids[p] + 7) % loaded.spec.vocab_size as u32;
+                points.push((ids, seq.target_ids.clone()));
+            }
+        }
+        let side_input = |side: ModelSide, ids: &[u32]| {
+            let t = CTensor::new(ids, &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            SideInput {
+                embeds: loaded.model.embed(side, &t).unwrap(),
+                mask: CTensor::ones((1, ids.len()), DType::U8, &Device::Cpu).unwrap(),
+            }
+        };
+        let mut expected = Vec::new();
+        for (src, tgt) in &points {
+            let input = ForwardInput {
+                encoder: enc_dec.then(|| side_input(ModelSide::Encoder, src)),
+                decoder: side_input(ModelSide::Decoder, tgt),
+                logits_at: LogitPositions::All,
+            };
+            let logits = loaded
+                .model
+                .forward(&input, &mut Taps::none())
+                .unwrap()
+                .logits;
+            let rows: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
+            for &s in &steps {
+                let z = &rows[s as usize - 1];
+                let t = z[seq.target_ids[s as usize] as usize];
+                expected.push((1 + z.iter().filter(|&&v| v > t).count()) as f32);
+            }
+        }
+        let request_points: Vec<InputPoint> = points
+            .iter()
+            .map(|(src, tgt)| InputPoint {
+                source: match enc_dec {
+                    true => PointSide::Ids(src.clone()),
+                    false => PointSide::Actual,
+                },
+                target: PointSide::Ids(tgt.clone()),
+            })
+            .collect();
+        for reuse in [PrefixReuse::Never, PrefixReuse::Always] {
+            let host = rinseq::attribution::ModelHost {
+                prefix_reuse: reuse,
+                ..test_host(&loaded, &seqs, &target_fn.plugin)
+            };
+            let ranks = host
+                .scores(ScoreRequest {
+                    sequence: 0,
+                    points: request_points.clone(),
+                    steps: steps.clone(),
+                    output: ScoreOutput::TargetRank,
+                })
+                .unwrap();
+            assert_eq!(ranks.shape, vec![points.len(), steps.len()]);
+            assert_eq!(ranks.data, expected, "{name} {reuse:?}");
+            assert!(
+                ranks.data.iter().any(|&r| r > 1.0),
+                "{name}: every rank is 1"
+            );
+        }
     }
 }
 

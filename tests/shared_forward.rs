@@ -126,6 +126,7 @@ fn check(model: &str, loaded: &LoadedModel, (target, params): (&str, Value), con
         sequence: 0,
         points,
         steps,
+        ..Default::default()
     };
     close(
         &format!("{what} score request"),

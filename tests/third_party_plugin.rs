@@ -74,12 +74,12 @@ fn out_of_tree_method_and_step_function_run_through_the_host() {
 
 #[test]
 fn plugin_built_with_another_sdk_series_is_refused() {
-    let path = plugin_built_with_sdk("0.3.0");
+    let path = plugin_built_with_sdk("0.4.0");
     let e = load_library("future", &path).err().unwrap();
     assert!(matches!(e, PluginLoadError::Incompatible { .. }), "{e}");
     let msg = e.to_string();
     assert!(
-        msg.contains("is incompatible: built with rinseq-sdk 0.3.0, host uses rinseq-sdk 0.2.0: rebuild the plugin against rinseq-sdk 0.2.0"),
+        msg.contains("is incompatible: built with rinseq-sdk 0.4.0, host uses rinseq-sdk 0.3.0: rebuild the plugin against rinseq-sdk 0.3.0"),
         "{msg}"
     );
     assert!(!msg.contains('\n'), "one line: {msg}");

@@ -105,6 +105,7 @@
 //!                 sequence: i,
 //!                 points: occ.points.clone(),
 //!                 steps: seq.steps.clone(),
+//!                 ..Default::default()
 //!             })?;
 //!             out.sequences.push(occ.drops(&scores)?); // `(len, steps)` per side
 //!         }
@@ -124,6 +125,7 @@
 //!     sequence: 0,
 //!     points: vec![InputPoint::actual(), InputPoint::with_ids(Side::Target, vec![0, 2, 3, 4])],
 //!     steps: vec![2],
+//!     ..Default::default()
 //! })?;
 //! assert!((drops.at(&[0, 0]) - (direct.data[0] - direct.data[1])).abs() < 1e-6);
 //! # Ok(())
@@ -140,6 +142,11 @@
 //! series ("built with rinseq-sdk X, host uses Y: rebuild the plugin"). The SDK is not on
 //! crates.io: depend on it by path or git (`sdk/Cargo.toml` stands alone), pinned to a `0.y`
 //! release.
+//!
+//! - 0.3: [`ScoreRequest::output`] asks for the attributed function (the default) or the
+//!   target's rank ([`ScoreOutput::TargetRank`], ReAGent's stopping rule). Plugins built with
+//!   0.2 must be rebuilt; their source compiles unchanged where it builds a `ScoreRequest` with
+//!   `..Default::default()`, otherwise add `output: ScoreOutput::AttributedFunction`.
 //!
 //! ## Panics
 //!
@@ -172,7 +179,7 @@ pub use error::{ErrorCode, PluginError};
 pub use host::{Host, HostApi, SidePair};
 pub use requests::{
     GradientRequest, GradientResponse, GradientRule, InputPoint, InternalsRequest,
-    InternalsResponse, Intervention, InterventionOp, PointSide, ScoreRequest, Wrt,
+    InternalsResponse, Intervention, InterventionOp, PointSide, ScoreOutput, ScoreRequest, Wrt,
 };
 pub use step::{StepInput, StepOutput};
 pub use tensor::{NamedTensor, Tensor, TensorView};
@@ -215,7 +222,7 @@ pub mod prelude {
         AggregatorPlugin, AttributionOutput, AttributionPlugin, AttributionRequest, Capabilities,
         ErrorCode, Flags, GradientRequest, GradientResponse, GradientRule, Host, InputPoint,
         InternalsRequest, InternalsResponse, Intervention, InterventionOp, ModelInfo, ModelKind,
-        NamedTensor, OutputKind, PluginError, PluginInfo, PointSide, ScoreRequest,
+        NamedTensor, OutputKind, PluginError, PluginInfo, PointSide, ScoreOutput, ScoreRequest,
         SequenceAttribution, SequenceInput, SequenceScores, Side, SidePair, StepFunctionPlugin,
         StepInput, StepOutput, Tensor, TensorView, Token, TokenId, Wrt,
     };

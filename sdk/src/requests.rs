@@ -119,8 +119,22 @@ pub struct GradientResponse {
     pub target: Option<Tensor>,
 }
 
+/// What a [`ScoreRequest`] returns for each (point, step).
+#[repr(u8)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Debug, Default)]
+pub enum ScoreOutput {
+    /// The attributed function (the target's probability by default).
+    #[default]
+    AttributedFunction,
+    /// The rank of the step's target token among the model's next-token logits: 1 for the most
+    /// likely token, `r` when `r − 1` tokens have a strictly higher logit. "The target is among
+    /// the top `k` predictions" (ReAGent's stopping rule) is `rank ≤ k`. The attributed function
+    /// (and any contrast) plays no part.
+    TargetRank,
+}
+
 /// "Give me the attributed score at each step for each point" (no gradient: perturbation methods).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct ScoreRequest {
     /// Index into the request's sequences.
     pub sequence: usize,
@@ -128,6 +142,8 @@ pub struct ScoreRequest {
     pub points: Vec<InputPoint>,
     /// Target positions.
     pub steps: Vec<u32>,
+    /// What each (point, step) value is: the attributed function unless asked otherwise.
+    pub output: ScoreOutput,
 }
 
 /// What to do to an activation during an [`InternalsRequest`] forward.

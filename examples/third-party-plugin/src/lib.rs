@@ -121,6 +121,7 @@ impl AttributionPlugin for LeaveOneOut {
                 sequence: i,
                 points: occ.points.clone(),
                 steps: seq.steps.clone(),
+                ..Default::default()
             })?;
             // (len, steps) per side: f(x) − f(x with the token replaced).
             out.sequences.push(occ.drops(&scores)?);
@@ -255,6 +256,7 @@ mod tests {
                 sequence: 0,
                 points: vec![point],
                 steps: seq.steps.clone(),
+                ..Default::default()
             };
             host.scores(request).unwrap()
         };

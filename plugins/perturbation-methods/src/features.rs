@@ -307,12 +307,29 @@ pub fn granular(s: SequenceScores, hidden: usize) -> Result<SequenceScores, Plug
     })
 }
 
-/// Scores `(points, steps)` of `points` as rows: `rows[point][step]`.
+/// Attributed-function scores `(points, steps)` of `points` as rows: `rows[point][step]`.
 pub fn score_rows(
     host: &Host<'_>,
     sequence: usize,
     points: Vec<InputPoint>,
     steps: &[u32],
+) -> Result<Vec<Vec<f32>>, PluginError> {
+    values_of(
+        host,
+        sequence,
+        points,
+        steps,
+        ScoreOutput::AttributedFunction,
+    )
+}
+
+/// `output` values `(points, steps)` of `points` as rows: `rows[point][step]`.
+pub fn values_of(
+    host: &Host<'_>,
+    sequence: usize,
+    points: Vec<InputPoint>,
+    steps: &[u32],
+    output: ScoreOutput,
 ) -> Result<Vec<Vec<f32>>, PluginError> {
     if points.is_empty() {
         return Ok(Vec::new());
@@ -322,6 +339,7 @@ pub fn score_rows(
         sequence,
         points,
         steps: steps.to_vec(),
+        output,
     })?;
     Ok(t.data.chunks(ns.max(1)).map(|c| c.to_vec()).collect())
 }

@@ -10,33 +10,30 @@
 //! the attribution is the mean softmax importance of the stopped probes (all probes when none
 //! stopped, where Inseq divides by zero), repeated along the hidden dimension (Granular).
 //!
+//! The stopping check asks the host for the target's rank ([`ScoreOutput::TargetRank`]): a probe
+//! stops when the target is among the model's top `stopping_condition_top_k` predictions, as in
+//! Inseq.
+//!
 //! Deviations from Inseq 0.7.1:
 //! - replacement tokens are drawn uniformly from the vocabulary (special tokens excluded), not
 //!   among the tokens with the same POS tag (Inseq's sampler needs nltk's tagger); special
 //!   tokens (BOS, EOS...) are never replaced;
-//! - the stopping condition: Inseq stops when the target is among the model's top
-//!   `stopping_condition_top_k` predictions; score requests return the attributed function, not
-//!   the rank of the target, so here a probe stops when the attributed score `p` with only the
-//!   top tokens kept reaches `min(f(x) / k, 1 / (k + 1))` (k = `stopping_condition_top_k`): for
-//!   the default `probability`, `p ≥ 1/(k+1)` guarantees that the target is among the top k
-//!   (fewer than `(1 − p)/p ≤ k` tokens can be more probable), and `p ≥ f(x)/k` keeps a
-//!   low-probability target's bar relative to its own probability (for a score ≤ 0: `f(x)`);
 //! - the probes of every step advance together (one host request per step and probing phase,
 //!   on that step's prefix), with Inseq's per-step semantics (each step has its own probes and
-//!   stops alone).
+//!   stops alone);
+//! - `Δ` uses the attributed function (the target's probability by default, as Inseq's
+//!   `reagent`, which ignores custom attributed functions), clamped into (−1, 1) so that the
+//!   logit stays finite.
 //!
 //! Cost: up to `2 · num_probes · max_probe_steps` forwards per step, as Inseq; a step whose
 //! probes never meet the stopping condition runs all `max_probe_steps` (Inseq's defaults:
 //! 96 000 forwards), so on CPU lower `max_probe_steps` / `num_probes` for long generations.
-//! - `Δ` uses the attributed function (the target's probability by default, as Inseq's
-//!   `reagent`, which ignores custom attributed functions), clamped into (−1, 1) so that the
-//!   logit stays finite.
 
 use rand::Rng;
 use rinseq_sdk::prelude::*;
 use serde::Deserialize;
 
-use crate::features::{granular, rng, score_rows, Features};
+use crate::features::{granular, rng, score_rows, values_of, Features};
 
 /// Parameters of `reagent` (Inseq 0.7.1 names and defaults).
 #[derive(Deserialize, schemars::JsonSchema, Debug, Clone)]
@@ -48,7 +45,8 @@ pub struct ReagentParams {
     pub keep_ratio: Option<f64>,
     /// Replace the top tokens instead of keeping them in the stopping check.
     pub invert_keep: bool,
-    /// The stopping condition's k (see the module docs for how it is checked here).
+    /// A probe stops when the target is among the model's top k predictions with only its most
+    /// important tokens kept.
     pub stopping_condition_top_k: usize,
     /// Share of tokens replaced in each probing step.
     pub replacing_ratio: f64,
@@ -93,8 +91,6 @@ impl PluginInfo for Reagent {
 struct StepProbes {
     /// The score of the unperturbed input.
     f0: f64,
-    /// A probe stops when the score with only its top tokens kept reaches this.
-    threshold: f64,
     /// Tokens kept in the stopping check.
     top_n: usize,
     /// Importance logits `(probes, seen)`.
@@ -161,7 +157,7 @@ impl AttributionPlugin for Reagent {
             let feats = Features::tokens(host, seq, sides)?;
             let (n, ns) = (feats.len(), seq.steps.len());
             let original = score_rows(host, i, vec![InputPoint::actual()], &seq.steps)?;
-            let k = p.stopping_condition_top_k as f64;
+            let top_k = p.stopping_condition_top_k as f32;
             let mut probes: Vec<StepProbes> = seq
                 .steps
                 .iter()
@@ -177,14 +173,8 @@ impl AttributionPlugin for Reagent {
                                 .contains(&feats.ids(f.side)[f.positions[0]])
                         })
                         .collect();
-                    let f0 = original[0][j] as f64;
                     StepProbes {
-                        f0,
-                        threshold: if f0 > 0.0 {
-                            (f0 / k).min(1.0 / (k + 1.0))
-                        } else {
-                            f0
-                        },
+                        f0: original[0][j] as f64,
                         top_n: if p.keep_top_n > 0 {
                             p.keep_top_n
                         } else {
@@ -210,9 +200,9 @@ impl AttributionPlugin for Reagent {
                     replacements[rng.random_range(0..replacements.len())]
                 })
             };
-            // The scores of the points of active (step, probe) pairs: one request per step, so
-            // that each runs on the prefix its step needs.
-            let ask = |pairs: &[(usize, usize)], points: Vec<InputPoint>| {
+            // The `output` values of the points of active (step, probe) pairs: one request per
+            // step, so that each runs on the prefix its step needs.
+            let ask = |pairs: &[(usize, usize)], points: Vec<InputPoint>, output: ScoreOutput| {
                 let mut by_step: Vec<(usize, Vec<usize>)> = Vec::new();
                 for (r, &(j, _)) in pairs.iter().enumerate() {
                     match by_step.iter_mut().find(|(s, _)| *s == j) {
@@ -224,7 +214,7 @@ impl AttributionPlugin for Reagent {
                 let mut points: Vec<Option<InputPoint>> = points.into_iter().map(Some).collect();
                 for (j, rows) in by_step {
                     let these = rows.iter().filter_map(|&r| points[r].take()).collect();
-                    let scores = score_rows(host, i, these, &[seq.steps[j]])?;
+                    let scores = values_of(host, i, these, &[seq.steps[j]], output)?;
                     for (&r, s) in rows.iter().zip(scores) {
                         out[r] = s[0] as f64;
                     }
@@ -254,7 +244,7 @@ impl AttributionPlugin for Reagent {
                     .zip(&masks)
                     .map(|(&(j, _), r)| point(&probes[j], r, &mut rng))
                     .collect();
-                let scores = ask(&active, points)?;
+                let scores = ask(&active, points, ScoreOutput::AttributedFunction)?;
                 for ((&(j, b), mask), s) in active.iter().zip(&masks).zip(&scores) {
                     let sp = &mut probes[j];
                     let delta = (sp.f0 - s).clamp(-1.0 + 1e-6, 1.0 - 1e-6);
@@ -283,9 +273,9 @@ impl AttributionPlugin for Reagent {
                     .zip(&keeps)
                     .map(|(&(j, _), r)| point(&probes[j], r, &mut rng))
                     .collect();
-                let scores = ask(&active, points)?;
-                for (&(j, b), s) in active.iter().zip(&scores) {
-                    if *s >= probes[j].threshold {
+                let ranks = ask(&active, points, ScoreOutput::TargetRank)?;
+                for (&(j, b), rank) in active.iter().zip(&ranks) {
+                    if *rank as f32 <= top_k {
                         probes[j].stopped[b] = true;
                     }
                 }

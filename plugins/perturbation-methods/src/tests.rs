@@ -6,6 +6,8 @@ use rinseq_sdk::testing::ToyHost;
 use rinseq_sdk::toolkit::Occlusion as ToolkitOcclusion;
 use rinseq_sdk::HostApi;
 
+use std::sync::Mutex;
+
 use crate::{FeatureAblation, Lime, Occlusion, Reagent, ShapleyValueSampling};
 
 fn params<P: serde::de::DeserializeOwned>(v: serde_json::Value) -> P {
@@ -21,11 +23,15 @@ fn target(out: &AttributionOutput) -> Tensor {
 }
 
 /// A decoder-only host whose score at step `p` is `Σ_{k<p} w[k] · [ids[k] is the actual id]`:
-/// LIME must recover `w`, Shapley values are exactly `w` (kept tokens add up).
+/// LIME must recover `w`, Shapley values are exactly `w` (kept tokens add up). Its planted
+/// ranks: the target is the top prediction when the kept tokens carry 90% or more of the
+/// step's weight, rank 100 otherwise.
 struct LinearHost {
     request: AttributionRequest,
     w: Vec<f32>,
     special: Vec<TokenId>,
+    /// Rank requests served.
+    rank_requests: Mutex<usize>,
 }
 
 impl LinearHost {
@@ -57,6 +63,7 @@ impl LinearHost {
             },
             w: w.to_vec(),
             special: vec![],
+            rank_requests: Mutex::new(0),
         }
     }
 }
@@ -92,6 +99,10 @@ impl HostApi for LinearHost {
         Err(PluginError::unsupported("no internals"))
     }
     fn scores(&self, r: ScoreRequest) -> Result<Tensor, PluginError> {
+        let rank = r.output == ScoreOutput::TargetRank;
+        if rank {
+            *self.rank_requests.lock().unwrap() += 1;
+        }
         let actual: Vec<TokenId> = self.request.sequences[0]
             .target
             .iter()
@@ -108,12 +119,16 @@ impl HostApi for LinearHost {
                 PointSide::Values(_) => panic!("values"),
             };
             for &s in &r.steps {
-                out.push(
-                    (0..s as usize)
-                        .filter(|&k| ids[k] == actual[k])
-                        .map(|k| self.w[k])
-                        .sum(),
-                );
+                let kept: f32 = (0..s as usize)
+                    .filter(|&k| ids[k] == actual[k])
+                    .map(|k| self.w[k])
+                    .sum();
+                let all: f32 = self.w[..s as usize].iter().sum();
+                out.push(match (rank, kept >= 0.9 * all) {
+                    (false, _) => kept,
+                    (true, true) => 1.0,
+                    (true, false) => 100.0,
+                });
             }
         }
         Tensor::new(vec![r.points.len(), r.steps.len()], out)
@@ -145,6 +160,7 @@ fn feature_ablation_on_tokens_is_signed_occlusion_and_leave_one_out() {
             sequence: 0,
             points: loo.points.clone(),
             steps: seq.steps.clone(),
+            ..Default::default()
         })
         .unwrap();
     let want = loo.drops(&scores).unwrap().target.unwrap();
@@ -192,6 +208,7 @@ fn one_shapley_permutation_sums_to_the_score_change_from_the_baseline() {
                     InputPoint::with_ids(Side::Target, seq.target_baseline_ids.clone()),
                 ],
                 steps: seq.steps.clone(),
+                ..Default::default()
             })
             .unwrap();
         let ns = seq.steps.len();
@@ -339,6 +356,32 @@ fn reagent_importance_is_a_distribution_over_the_tokens_a_step_sees() {
         assert_eq!(best, 2);
     }
     assert!(Reagent::new(params(serde_json::json!({"keep_top_n": 0}))).is_err());
+}
+
+/// The stopping check reads the target's rank: a probe stops once its top token (the one that
+/// carries most of the score) keeps the target first; where no single token carries 90% of
+/// the score the target never ranks within k and every probing step runs.
+#[test]
+fn reagent_stops_on_the_target_rank() {
+    let run = |w: &[f32]| {
+        let lin = LinearHost::new(&[5, 6, 7, 8, 9, 10], w, 4);
+        let host = Host::local(&lin);
+        let m = Reagent::new(params(serde_json::json!({
+            "seed": 1, "keep_top_n": 1, "max_probe_steps": 50, "num_probes": 4,
+            "stopping_condition_top_k": 3
+        })))
+        .unwrap();
+        m.attribute(&host, &lin.request).unwrap();
+        let served = *lin.rank_requests.lock().unwrap();
+        served
+    };
+    // One rank request per step (2 steps) and probing step.
+    let stopped = run(&[0.01, 0.01, 0.9, 0.01, 0.02, 0.0]);
+    assert!(
+        stopped < 2 * 50,
+        "no probe stopped: {stopped} rank requests"
+    );
+    assert_eq!(run(&[0.1; 6]), 2 * 50);
 }
 
 #[test]

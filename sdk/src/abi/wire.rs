@@ -330,6 +330,7 @@ pub struct ScoreRequest {
     pub sequence: u64,
     pub points: RVec<InputPoint>,
     pub steps: RVec<u32>,
+    pub output: crate::ScoreOutput,
 }
 
 impl From<crate::ScoreRequest> for ScoreRequest {
@@ -338,6 +339,7 @@ impl From<crate::ScoreRequest> for ScoreRequest {
             sequence: r.sequence as u64,
             points: rvec(r.points),
             steps: r.steps.into(),
+            output: r.output,
         }
     }
 }
@@ -348,6 +350,7 @@ impl From<ScoreRequest> for crate::ScoreRequest {
             sequence: r.sequence as usize,
             points: vec(r.points),
             steps: r.steps.into_vec(),
+            output: r.output,
         }
     }
 }

@@ -45,6 +45,7 @@
 //!     sequence: 0,
 //!     points: vec![InputPoint::actual(), InputPoint::with_ids(Side::Target, vec![0; 4])],
 //!     steps: vec![2, 3],
+//!     ..Default::default()
 //! }).unwrap();
 //! assert_eq!(scores.shape, vec![2, 2]);
 //! ```

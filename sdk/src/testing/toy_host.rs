@@ -8,7 +8,7 @@ use crate::error::PluginError;
 use crate::host::{Host, HostApi, SidePair};
 use crate::requests::{
     GradientRequest, GradientResponse, InputPoint, InternalsRequest, InternalsResponse, PointSide,
-    ScoreRequest, Wrt,
+    ScoreOutput, ScoreRequest, Wrt,
 };
 use crate::step::{StepInput, StepOutput};
 use crate::tensor::{Tensor, TensorView};
@@ -153,6 +153,13 @@ impl ToyHost {
         (0..V)
             .map(|v| (0..D).map(|k| self.w[v * D + k] * h[k]).sum())
             .collect()
+    }
+
+    /// The rank of the target token at position `p` among [`Self::logits`] (1 = the highest).
+    pub fn target_rank(&self, x: &[f32], p: usize) -> f32 {
+        let z = self.logits(x, p);
+        let t = z[self.request.sequences[0].target[p].id.unwrap_or(0) as usize];
+        (1 + z.iter().filter(|&&v| v > t).count()) as f32
     }
 
     /// The attributed score at position `p` for embeddings `x`, and d score / d logits.
@@ -302,7 +309,10 @@ impl HostApi for ToyHost {
         for point in &r.points {
             let x = self.point(&point.target);
             for &p in &r.steps {
-                out.push(self.score(&x, p as usize, false)?.0);
+                out.push(match r.output {
+                    ScoreOutput::AttributedFunction => self.score(&x, p as usize, false)?.0,
+                    ScoreOutput::TargetRank => self.target_rank(&x, p as usize),
+                });
             }
         }
         Tensor::new(vec![r.points.len(), r.steps.len()], out)

@@ -164,6 +164,7 @@ pub fn point_scores(
         sequence: i,
         points,
         steps: seq.steps.clone(),
+        ..Default::default()
     })?;
     if t.data.len() != np * ns {
         return Err(PluginError::new(

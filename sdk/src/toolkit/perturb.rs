@@ -19,6 +19,7 @@
 //!     sequence: 0,
 //!     points: occ.points.clone(),
 //!     steps: seq.steps.clone(),
+//!     ..Default::default()
 //! })?;
 //! let out = occ.drops(&scores)?; // f(x) − f(x with the token replaced), (len, steps)
 //! assert_eq!(out.target.unwrap().shape, vec![4, 2]);
@@ -314,6 +315,7 @@ mod tests {
             sequence: 0,
             points,
             steps: s.steps.clone(),
+            ..Default::default()
         };
         let scores = host.scores(request(occ.points.clone())).unwrap();
         let out = occ.drops(&scores).unwrap();

@@ -4,8 +4,8 @@
 
 use rinseq_sdk::{
     Flags, GradientRequest, GradientResponse, GradientRule, HostApi, InternalsRequest,
-    InternalsResponse, ModelInfo, PluginError, ScoreRequest, Side, SidePair, Tensor as SdkTensor,
-    TokenId, Wrt,
+    InternalsResponse, ModelInfo, PluginError, ScoreOutput, ScoreRequest, Side, SidePair,
+    Tensor as SdkTensor, TokenId, Wrt,
 };
 
 use super::gradients::Ask;
@@ -129,9 +129,10 @@ impl HostApi for ModelHost<'_> {
     }
 
     fn scores(&self, r: ScoreRequest) -> Result<SdkTensor, PluginError> {
-        if self.dropout_samples == 0 {
-            // One no-gradient forward per point for all its steps (`perturbed.rs`).
-            return self.score_points(r.sequence, &r.points, &r.steps);
+        if self.dropout_samples == 0 || r.output == ScoreOutput::TargetRank {
+            // One no-gradient forward per point for all its steps (`perturbed.rs`); a rank needs
+            // no dropout samples of the attributed function.
+            return self.score_points(r.sequence, &r.points, &r.steps, r.output);
         }
         let ask = Ask {
             wrt: &Wrt::InputEmbeddings,

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 use rinseq_sdk::{
-    ErrorCode, HostApi, InputPoint, PluginError, PointSide, Side, Tensor as SdkTensor, Wrt,
+    ErrorCode, HostApi, InputPoint, PluginError, PointSide, ScoreOutput, Side, Tensor as SdkTensor,
+    Wrt,
 };
 
 use super::forward::{score_rows, RowContrast};
@@ -123,13 +124,15 @@ impl ModelHost<'_> {
         Ok(seq)
     }
 
-    /// Attributed-function scores `(points, steps)` of many points: one no-gradient forward per
-    /// point for all its steps, points batched (see the module docs).
+    /// Attributed-function scores (or target ranks, as `output` asks) `(points, steps)` of many
+    /// points: one no-gradient forward per point for all its steps, points batched (see the
+    /// module docs).
     pub(super) fn score_points(
         &self,
         sequence: usize,
         points: &[InputPoint],
         steps: &[u32],
+        output: ScoreOutput,
     ) -> Result<SdkTensor, PluginError> {
         let seq = self.check_request(
             "score request",
@@ -148,7 +151,12 @@ impl ModelHost<'_> {
             steps,
             // The prefix every step needs: logits at position `step − 1` see `target[..step]`.
             len: steps.iter().copied().max().unwrap_or(1).max(1) as usize,
-            contrast: self.contrast_for_steps(seq, steps)?,
+            // A rank only reads the target's logit: no contrast input to run.
+            contrast: match output {
+                ScoreOutput::AttributedFunction => self.contrast_for_steps(seq, steps)?,
+                ScoreOutput::TargetRank => None,
+            },
+            output,
             budget: self.tokens_per_forward.max(1) * SCORE_TOKENS_FACTOR,
             done: AtomicU64::new(0),
         };
@@ -224,8 +232,9 @@ impl ModelHost<'_> {
         Ok(parts.concat())
     }
 
-    /// The attributed function on `logits` `(rows, which.len(), vocab)`, the logits of the
-    /// steps `job.steps[which]` of `rows` points: scores `(rows × which.len())`.
+    /// The attributed function (or the target's rank, as `job.output` asks) on `logits`
+    /// `(rows, which.len(), vocab)`, the logits of the steps `job.steps[which]` of `rows` points:
+    /// scores `(rows × which.len())`.
     pub(super) fn score_logits(
         &self,
         job: &ScoreJob<'_>,
@@ -244,6 +253,20 @@ impl ModelHost<'_> {
             .map(|&j| job.seq.target_ids[job.steps[j] as usize])
             .collect();
         let target_ids: Vec<u32> = (0..rows).flat_map(|_| step_ids.iter().copied()).collect();
+        let vocab = self.model.spec().vocab_size;
+        if values.len() != rows * k * vocab {
+            return Err(host_err(format!(
+                "scoring logits have {} values, expected {rows} rows × {k} steps × {vocab} vocab",
+                values.len(),
+            )));
+        }
+        if job.output == ScoreOutput::TargetRank {
+            return Ok(values
+                .chunks_exact(vocab)
+                .zip(&target_ids)
+                .map(|(z, &t)| target_rank(z, t as usize))
+                .collect());
+        }
         let row_contrast = job.contrast.as_ref().map(|(ids, logits)| RowContrast {
             target_ids: (0..rows)
                 .flat_map(|_| which.iter().map(|&j| ids[j]))
@@ -255,13 +278,6 @@ impl ModelHost<'_> {
                     .collect()
             }),
         });
-        if values.len() != rows * k * self.model.spec().vocab_size {
-            return Err(host_err(format!(
-                "scoring logits have {} values, expected {rows} rows × {k} steps × {} vocab",
-                values.len(),
-                self.model.spec().vocab_size
-            )));
-        }
         let (scores, _) = score_rows(
             self.target_fn,
             &values,
@@ -286,10 +302,19 @@ pub(super) struct ScoreJob<'a> {
     pub len: usize,
     /// The contrast of each step (ids, and logits when the contrast input is forced).
     pub contrast: Option<StepContrast>,
+    /// What each value is: the attributed function or the target's rank.
+    pub output: ScoreOutput,
     /// Tokens (rows × length) per batched forward.
     pub budget: usize,
     /// Points scored so far (progress).
     pub done: AtomicU64,
+}
+
+/// The rank of token `target` in the logits `z`: 1 + the number of strictly higher logits (a NaN
+/// logit never counts as higher).
+pub(super) fn target_rank(z: &[f32], target: usize) -> f32 {
+    let t = z[target];
+    (1 + z.iter().filter(|&&v| v > t).count()) as f32
 }
 
 /// Each step's aligned contrast id and, when the contrast input is forced, its logits

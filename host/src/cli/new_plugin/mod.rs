@@ -28,7 +28,7 @@ pub struct NewPluginArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// The rinseq-sdk dependency, as a TOML value (default: a path dependency on the SDK of
-    /// the source tree this binary was built from), e.g. '{ git = "URL", tag = "sdk-v0.2.0" }'.
+    /// the source tree this binary was built from), e.g. '{ git = "URL", tag = "sdk-v0.3.0" }'.
     #[arg(long, value_name = "TOML")]
     pub sdk: Option<String>,
 }
@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(type_name("my_method_2"), "MyMethod2");
         for bad in ["My", "1x", "a-b", ""] {
             assert!(matches!(
-                scaffold(bad, Kind::Method, Some("\"0.2\"")),
+                scaffold(bad, Kind::Method, Some("\"0.3\"")),
                 Err(NewPluginError::BadName(_))
             ));
         }
