@@ -155,31 +155,48 @@ fn occlusion_matches_inseq_on_smollm2() {
     occlusion_cases(|m| m == "smollm2");
 }
 
+/// The score-request cases: a decoder-only and an encoder-decoder fixture with a forced target.
+const SCORE_CASES: [(&str, &str, &str); 2] = [
+    (
+        "gpt2",
+        "The capital of France is",
+        "The capital of France is the city of",
+    ),
+    (
+        "bart",
+        "The capital of France is Paris.",
+        "La capitale della Francia è Parigi.",
+    ),
+];
+
+/// Fixture `name` and its one sequence, `prompt` with the target `forced`.
+fn score_case(
+    name: &str,
+    prompt: &str,
+    forced: &str,
+    attribute_target: bool,
+) -> (
+    rinseq::models::load::LoadedModel,
+    Vec<rinseq::attribution::EncodedSequence>,
+) {
+    let (loaded, generation) = fixture_model(name, &json!({}));
+    let opts = AttributeOptions {
+        generated_texts: vec![forced.to_string()],
+        attribute_target,
+        ..Default::default()
+    };
+    let seqs = encode_batch(&loaded, &[prompt.to_string()], &opts, &generation).unwrap();
+    (loaded, seqs)
+}
+
 /// Scores of perturbed inputs from the score path equal those of the gradient path, and bad
 /// requests get SDK-level messages.
 #[test]
 fn score_requests_are_batched_checked_and_match_the_gradient_path() {
     let reg = parity_support::registry();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
-    for (name, prompt, forced) in [
-        (
-            "gpt2",
-            "The capital of France is",
-            "The capital of France is the city of",
-        ),
-        (
-            "bart",
-            "The capital of France is Paris.",
-            "La capitale della Francia è Parigi.",
-        ),
-    ] {
-        let (loaded, generation) = fixture_model(name, &json!({}));
-        let opts = AttributeOptions {
-            generated_texts: vec![forced.to_string()],
-            attribute_target: true,
-            ..Default::default()
-        };
-        let seqs = encode_batch(&loaded, &[prompt.to_string()], &opts, &generation).unwrap();
+    for (name, prompt, forced) in SCORE_CASES {
+        let (loaded, seqs) = score_case(name, prompt, forced, true);
         let host = rinseq::attribution::ModelHost {
             tokens_per_forward: 16,
             ..test_host(&loaded, &seqs, &target_fn.plugin)
@@ -267,24 +284,8 @@ fn target_ranks_equal_the_ranks_of_a_direct_forward() {
     use candle_core::{DType, Device, Tensor as CTensor};
     let reg = parity_support::registry();
     let target_fn = reg.step_function("probability", &json!({})).unwrap();
-    for (name, prompt, forced) in [
-        (
-            "gpt2",
-            "The capital of France is",
-            "The capital of France is the city of",
-        ),
-        (
-            "bart",
-            "The capital of France is Paris.",
-            "La capitale della Francia è Parigi.",
-        ),
-    ] {
-        let (loaded, generation) = fixture_model(name, &json!({}));
-        let opts = AttributeOptions {
-            generated_texts: vec![forced.to_string()],
-            ..Default::default()
-        };
-        let seqs = encode_batch(&loaded, &[prompt.to_string()], &opts, &generation).unwrap();
+    for (name, prompt, forced) in SCORE_CASES {
+        let (loaded, seqs) = score_case(name, prompt, forced, false);
         let seq = &seqs[0];
         let steps: Vec<u32> = seq.steps.iter().map(|&s| s as u32).collect();
         let enc_dec = name == "bart";

@@ -157,7 +157,7 @@ impl AttributionPlugin for Reagent {
             let feats = Features::tokens(host, seq, sides)?;
             let (n, ns) = (feats.len(), seq.steps.len());
             let original = score_rows(host, i, vec![InputPoint::actual()], &seq.steps)?;
-            let top_k = p.stopping_condition_top_k as f32;
+            let top_k = p.stopping_condition_top_k as f64;
             let mut probes: Vec<StepProbes> = seq
                 .steps
                 .iter()
@@ -275,7 +275,7 @@ impl AttributionPlugin for Reagent {
                     .collect();
                 let ranks = ask(&active, points, ScoreOutput::TargetRank)?;
                 for (&(j, b), rank) in active.iter().zip(&ranks) {
-                    if *rank as f32 <= top_k {
+                    if *rank <= top_k {
                         probes[j].stopped[b] = true;
                     }
                 }

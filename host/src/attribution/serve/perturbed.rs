@@ -312,7 +312,7 @@ pub(super) struct ScoreJob<'a> {
 
 /// The rank of token `target` in the logits `z`: 1 + the number of strictly higher logits (a NaN
 /// logit never counts as higher).
-pub(super) fn target_rank(z: &[f32], target: usize) -> f32 {
+fn target_rank(z: &[f32], target: usize) -> f32 {
     let t = z[target];
     (1 + z.iter().filter(|&&v| v > t).count()) as f32
 }
